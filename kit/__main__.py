@@ -1,0 +1,8 @@
+"""`python -m kit`: the command-line entry point."""
+
+import sys
+
+from kit.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Command line: `python -m kit {run,demo,score} ...`.
+
+Every command that computes numbers prints a short summary and writes the full result as JSON
+with `--json PATH`. Bad input exits with status 2 and one `error:` line naming the problem and
+the fix; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kit.atomic import atomic_write_text
+from kit.competition import Competition, load_competition
+from kit.paths import Paths
+
+EXIT_USAGE = 2
+DEMO_PRESETS = ("full", "tiny")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"input size must look like 224x224 (width x height); received {text!r}"
+        ) from error
+    return width, height
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--data", type=Path, metavar="DIR",
+                       help="a folder in the competition's Kaggle layout")
+    group.add_argument("--demo", action="store_true",
+                       help="use the built-in demo dataset (generated once, cached)")
+    parser.add_argument("--demo-preset", choices=DEMO_PRESETS, default="full",
+                        help="demo dataset size (default: full)")
+    parser.add_argument("--work-dir", type=Path, metavar="DIR",
+                        help="working files (cache, folds, demo data); default ./.kit or "
+                             "$KIT_WORK_DIR")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the result as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kit",
+        description="Kaggle image-classification kit with leakage analysis.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="images to a validated submission")
+    run.add_argument("competition", help="competition folder (competitions/fisheries) or name")
+    _add_data_options(run)
+    run.add_argument("--submissions-dir", type=Path, metavar="DIR",
+                     help="where submissions go; default ./submissions")
+    run.add_argument("--backbone", help="conv base (vgg16, resnet50, inception_v3, xception, "
+                                        "mobilenet_v3_small, efficientnet_b0, demo_cnn)")
+    run.add_argument("--weights", help="imagenet, none, or PATH to a weights file")
+    run.add_argument("--input-size", type=_size, metavar="WxH", help="e.g. 224x224")
+    run.add_argument("--head", help="head trained on cached features (dense)")
+    run.add_argument("--pooling", help="flatten, avg or max")
+    run.add_argument("--folds", type=int, metavar="K", help="number of folds")
+    run.add_argument("--tta", type=int, metavar="N", help="test-time augmentation passes")
+    run.add_argument("--seed", type=int, metavar="S", help="random seed")
+    run.add_argument("--epochs", type=int, help="maximum epochs per fold")
+    run.add_argument("--batch-size", type=int, help="batch size for features and heads")
+    run.add_argument("--sample", type=int, metavar="N",
+                     help="run on a stratified random N-image subset of train")
+    run.add_argument("--groups", type=Path, metavar="CSV",
+                     help="CSV with path,group: group K-fold (no group straddles folds)")
+
+    demo = commands.add_parser("demo", help="write the demo dataset")
+    demo.add_argument("competition")
+    demo.add_argument("--out", type=Path, required=True, metavar="DIR")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--preset", choices=DEMO_PRESETS, default="full")
+
+    score = commands.add_parser("score", help="public and private log loss of a submission")
+    score.add_argument("competition")
+    score.add_argument("submission", type=Path)
+    score.add_argument("--solution", type=Path, metavar="FILE",
+                       help="solution CSV with a Usage column (default with --demo: the demo's)")
+    _add_data_options(score)
+    return parser
+
+
+def _paths(args: argparse.Namespace) -> Paths:
+    return Paths.from_options(work=args.work_dir,
+                              submissions=getattr(args, "submissions_dir", None))
+
+
+def _data_root(args: argparse.Namespace, competition: Competition, paths: Paths) -> Path:
+    if args.demo:
+        from kit.demo.cache import ensure_demo_data
+
+        return ensure_demo_data(competition, paths, preset=args.demo_preset)
+    if args.data is not None:
+        if not args.data.is_dir():
+            raise ValueError(f"--data {args.data} is not a folder")
+        return args.data
+    downloaded = paths.downloaded_data(competition.name)
+    if (downloaded / competition.train_folder).is_dir():
+        return downloaded
+    raise ValueError(
+        f"no data for {competition.name}: pass --demo for the built-in demo dataset, "
+        f"--data DIR for a folder in the Kaggle layout, or download the competition data "
+        f"into {downloaded} (kaggle competitions download -c {competition.slug}, then unzip)"
+    )
+
+
+def _write_json(path: Path | None, payload: dict) -> None:
+    if path is not None:
+        atomic_write_text(path, json.dumps(payload, indent=2, default=str))
+
+
+def _recipe(args: argparse.Namespace, competition: Competition):
+    recipe = competition.recipe_for(demo=args.demo)
+    overrides = {
+        "backbone": args.backbone, "weights": args.weights, "input_size": args.input_size,
+        "head": args.head, "pooling": args.pooling, "folds": args.folds, "tta": args.tta,
+        "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
+    }
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "backbone" in changes and changes["backbone"] != recipe.backbone:
+        changes.setdefault("input_size", None)
+        if recipe.weights == "demo":
+            changes.setdefault("weights", "none")
+    return dataclasses.replace(recipe, **changes)
+
+
+def _solution_for(args: argparse.Namespace, root: Path | None) -> Path | None:
+    if getattr(args, "solution", None) is not None:
+        return args.solution
+    if root is not None and (root / "solution.csv").is_file():
+        return root / "solution.csv"
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kit.pipeline import DataSource, RunOptions, run
+
+    competition = load_competition(args.competition)
+    paths = _paths(args)
+    recipe = _recipe(args, competition)
+    from kit.backbones import get_backbone
+
+    get_backbone(recipe.backbone)  # fail fast on a typo, before any data work
+    root = _data_root(args, competition, paths)
+    options = RunOptions(competition=competition,
+                         data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
+                         recipe=recipe, paths=paths, sample=args.sample, groups_file=args.groups)
+    result = run(options, log=print)
+    summary = dict(result.summary)
+    solution = _solution_for(args, root)
+    if solution is not None:
+        from kit.scoring import score_file
+
+        summary["local_score"] = score_file(result.submission, solution, competition).to_dict()
+        summary["local_score"]["baseline"] = _baseline(root, solution, competition)
+    _print_run(summary)
+    _write_json(args.json, summary)
+    return 0
+
+
+def _baseline(root: Path, solution: Path, competition: Competition) -> dict:
+    from kit.layout import read_layout
+    from kit.scoring import prior_scores, read_solution
+
+    layout = read_layout(competition, root)
+    labels = [competition.classes.index(c) for c in layout.train["label"]]
+    return prior_scores(labels, read_solution(solution, competition), competition).to_dict()
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _print_run(summary: dict) -> None:
+    print(f"run {summary['run_id']}: CV log loss {summary['cv_log_loss']:.4f} "
+          f"(class prior {summary['prior_log_loss']:.4f}, ratio {summary['cv_vs_prior']:.2f}); "
+          f"clip {summary['clip']}")
+    print(f"submission: {summary['submission']} ({summary['n_test']} rows)")
+    score = summary.get("local_score")
+    if score:
+        base = score["baseline"]
+        print(f"local score: public {_fmt(score['public'])} (prior {_fmt(base['public'])}), "
+              f"private {_fmt(score['private'])} (prior {_fmt(base['private'])})")
+    print(f"time: {summary['timings']['total']:.1f} s")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kit.demo.cache import generate_demo
+
+    competition = load_competition(args.competition)
+    out = generate_demo(competition, args.out, preset=args.preset, seed=args.seed)
+    print(f"demo dataset for {competition.name} written to {out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from kit.scoring import score_file
+
+    competition = load_competition(args.competition)
+    paths = _paths(args)
+    root = None
+    if args.solution is None:
+        if args.demo or args.data is not None:
+            root = _data_root(args, competition, paths)
+        else:
+            raise ValueError(
+                "no solution file: pass --solution FILE (a CSV with the submission's columns "
+                "and Usage), or --demo to score against the demo's solution"
+            )
+    solution = _solution_for(args, root)
+    if solution is None:
+        raise ValueError(f"no solution.csv in {root}; pass --solution FILE")
+    result = score_file(args.submission, solution, competition)
+    print(f"{args.submission}: public {_fmt(result.public)} ({result.n_public} rows), "
+          f"private {_fmt(result.private)} ({result.n_private} rows), "
+          f"all {result.overall:.4f} ({result.n_rows} rows)")
+    _write_json(args.json, result.to_dict())
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "score": cmd_score}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: finished folds and cached features are kept; run the same command "
+              "again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,350 @@
+"""`kit run`: a competition from images to a validated submission and its run record.
+
+Data flows one way: layout -> image table -> content digests -> cached features (one store per
+TTA variant) -> folds -> K-fold x seeds heads -> OOF clip choice -> submission + run record.
+Everything expensive is cached (features by content, folds by config hash), so a re-run after a
+crash resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from kit import __version__
+from kit.atomic import atomic_write_text
+from kit.backbones import ResolvedWeights, check_input_size, get_backbone, resolve_weights
+from kit.calibration import choose_clip, clip_probs
+from kit.competition import Competition, Recipe
+from kit.ensemble import CVResult, EnsembleData, cross_validate
+from kit.features import FeatureKey, FeatureStore, compiled_forward, extract
+from kit.folds import assign_folds, load_folds, save_folds
+from kit.heads import HeadConfig, head_registry
+from kit.images import UnreadableImageError, file_digest
+from kit.layout import TRAIN, Layout, read_layout, stratified_sample
+from kit.metrics import log_loss, prior_probs
+from kit.paths import Paths
+from kit.scoring import probs_to_submission
+from kit.submission import write_submission
+from kit.train import TrainConfig
+from kit.tta import variants as tta_variants
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSource:
+    """Where the images come from: a folder in the Kaggle layout, generated demo data or not."""
+
+    root: Path
+    demo: bool = False
+    demo_preset: str = "full"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    competition: Competition
+    data: DataSource
+    recipe: Recipe
+    paths: Paths
+    sample: int | None = None
+    groups_file: Path | None = None
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    run_id: str
+    submission: Path
+    record: Path
+    summary: dict
+
+
+def _digests(table: pd.DataFrame) -> list[str]:
+    out = []
+    for file in tqdm(table["file"], desc="hashing", unit="img", disable=None, leave=False):
+        try:
+            out.append(file_digest(Path(file)))
+        except UnreadableImageError:
+            out.append(f"missing:{file}")
+    return out
+
+
+def _read_groups(path: Path, train: pd.DataFrame) -> np.ndarray:
+    try:
+        frame = pd.read_csv(path, dtype={"path": str})
+    except FileNotFoundError as error:
+        raise ValueError(f"groups file {path} does not exist") from error
+    missing_cols = {"path", "group"} - set(frame.columns)
+    if missing_cols:
+        raise ValueError(
+            f"groups file {path} needs columns path,group; missing {sorted(missing_cols)}"
+        )
+    mapping = dict(zip(frame["path"].astype(str), frame["group"].astype(str), strict=True))
+    absent = [p for p in train["path"] if p not in mapping]
+    if absent:
+        raise ValueError(
+            f"groups file {path} has no group for {len(absent)} training images "
+            f"(e.g. {absent[:3]}); paths are relative to the data root"
+        )
+    return np.array([mapping[p] for p in train["path"]])
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001 - any metadata failure means "unknown"
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    return {"kit": __version__, "python": platform.python_version(),
+            **{m: _version(m) for m in ("tensorflow", "keras", "numpy", "pandas",
+                                         "scikit-learn", "opencv-python-headless", "pillow")}}
+
+
+class Run:
+    """One `kit run`; each method is one stage of the pipeline."""
+
+    def __init__(self, options: RunOptions, *, log: Log = print) -> None:
+        self.options = options
+        self.competition = options.competition
+        self.recipe = options.recipe
+        self.log = log
+        self.timings: dict[str, float] = {}
+        self.backbone = get_backbone(self.recipe.backbone)
+        self.input_size = check_input_size(
+            self.backbone, tuple(self.recipe.input_size or self.backbone.input_size)
+        )
+        self.variants = tta_variants(self.recipe.tta)
+        self.head_config = HeadConfig(pooling=self.recipe.pooling, hidden=self.recipe.hidden,
+                                      dropout=self.recipe.dropout)
+        self.head_builder = head_registry().get(self.recipe.head)
+        self.train_config = TrainConfig(epochs=self.recipe.epochs,
+                                        batch_size=self.recipe.batch_size,
+                                        learning_rate=self.recipe.learning_rate,
+                                        patience=self.recipe.patience, seed=self.recipe.seed)
+        self.seeds = options.seeds or (self.recipe.seed,)
+
+    # ---------------------------------------------------------------- stages
+    def _timed(self, name: str, start: float) -> None:
+        self.timings[name] = round(time.perf_counter() - start, 3)
+
+    def read_data(self) -> tuple[Layout, pd.DataFrame, pd.DataFrame]:
+        start = time.perf_counter()
+        layout = read_layout(self.competition, self.options.data.root)
+        train = layout.train
+        if self.options.sample is not None:
+            train = stratified_sample(train, self.options.sample, seed=self.recipe.seed)
+        test = layout.test
+        self._timed("read_data", start)
+        return layout, train.reset_index(drop=True), test.reset_index(drop=True)
+
+    def resolve_weights(self) -> ResolvedWeights:
+        weights = self.recipe.weights
+        if weights == "demo":
+            if self.backbone.name != "demo_cnn":
+                raise ValueError(
+                    f"--weights demo is only for --backbone demo_cnn; received backbone "
+                    f"{self.backbone.name}"
+                )
+            from kit.demo.pretrain import ensure_demo_weights
+
+            start = time.perf_counter()
+            path = ensure_demo_weights(self.competition, self.options.paths,
+                                       preset=self.options.data.demo_preset, log=self.log)
+            self._timed("pretrain_demo_base", start)
+            weights = str(path)
+        return resolve_weights(self.backbone, weights, seed=self.recipe.seed)
+
+    def features(self, weights: ResolvedWeights, items: list[tuple[str, str]]
+                 ) -> tuple[dict[str, FeatureStore], dict[str, str], dict]:
+        """Extract (or reuse) features of every item for every TTA variant."""
+        start = time.perf_counter()
+        stores = {
+            v: FeatureStore(self.options.paths.features(), FeatureKey(
+                backbone=self.backbone.name, weights=weights.identity, input_size=self.input_size,
+                preprocess=self.backbone.preprocess, variant=v))
+            for v in self.variants
+        }
+        todo = {v: s.missing([d for d, _ in items]) for v, s in stores.items()}
+        unreadable: dict[str, str] = {}
+        stats = {"computed": 0, "reused": 0}
+        if any(todo.values()):
+            from kit.backbones import build_model, preprocess_function
+
+            model = build_model(self.backbone, weights, self.input_size)
+            forward = compiled_forward(model, preprocess_function(self.backbone), self.input_size)
+            for variant, store in stores.items():
+                wanted = set(todo[variant])
+                pending = [(d, f) for d, f in items if d in wanted]
+                with tqdm(total=len(pending), desc=f"features {variant}", unit="img",
+                          disable=None, leave=False) as bar:
+                    report = extract(store, pending, forward=forward,
+                                     batch_size=self.recipe.batch_size, progress=bar.update)
+                stats["computed"] += report.computed
+                unreadable.update(dict(report.unreadable))
+        stats["reused"] = sum(len(items) - len(t) for t in todo.values())
+        self._timed("features", start)
+        return stores, unreadable, stats
+
+    def folds(self, run_dir: Path, train: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+        path = run_dir / "folds.csv"
+        if path.is_file():
+            saved = load_folds(path)
+            if list(saved["id"].astype(str)) == list(train["id"]):
+                return saved["fold"].to_numpy()
+        groups = (_read_groups(self.options.groups_file, train)
+                  if self.options.groups_file else None)
+        folds = assign_folds(labels, n_splits=self.recipe.folds, seed=self.recipe.seed,
+                             groups=groups)
+        save_folds(path, list(train["id"]), folds, groups=groups)
+        return folds
+
+    # ---------------------------------------------------------------- whole run
+    def config(self, weights: ResolvedWeights) -> dict:
+        return {
+            "recipe": dataclasses.asdict(self.recipe),
+            "weights_identity": weights.identity,
+            "input_size": list(self.input_size),
+            "tta_variants": list(self.variants),
+            "sample": self.options.sample,
+            "groups_file": str(self.options.groups_file) if self.options.groups_file else None,
+            "seeds": list(self.seeds),
+        }
+
+    def execute(self) -> RunResult:
+        total_start = time.perf_counter()
+        competition, paths = self.competition, self.options.paths
+        layout, train, test = self.read_data()
+        weights = self.resolve_weights()
+        self.log(f"{competition.name}: {len(train)} train and {len(test)} test images from "
+                 f"{layout.root}; backbone {self.backbone.name} "
+                 f"{self.input_size[0]}x{self.input_size[1]}, {self.recipe.folds} folds, "
+                 f"TTA {len(self.variants)}")
+        start = time.perf_counter()
+        train_digests, test_digests = _digests(train), _digests(test)
+        self._timed("hash", start)
+        items = list(zip(train_digests + test_digests,
+                         list(train["file"]) + list(test["file"]), strict=True))
+        stores, unreadable, feature_stats = self.features(weights, items)
+        present = {d for d, _ in items if all(d in s for s in stores.values())}
+        for digest, file in items:
+            if digest not in present and file not in unreadable:
+                unreadable[file] = "no features"
+        train_ok = np.array([d in present for d in train_digests], dtype=bool)
+        test_ok = np.array([d in present for d in test_digests], dtype=bool)
+        bad_train = [f for f, ok in zip(train["file"], train_ok, strict=True) if not ok]
+        bad_test = [f for f, ok in zip(test["file"], test_ok, strict=True) if not ok]
+        for file in bad_train:
+            self.log(f"skipping unreadable training image {file}: {unreadable.get(file)}")
+        for file in bad_test:
+            self.log(f"unreadable test image {file} ({unreadable.get(file)}): "
+                     "predicting the class prior for it")
+        train_used = train[train_ok].reset_index(drop=True)
+        labels = np.array([competition.classes.index(c) for c in train_used["label"]])
+        used_train_digests = [d for d, ok in zip(train_digests, train_ok, strict=True) if ok]
+        used_test_digests = [d for d, ok in zip(test_digests, test_ok, strict=True) if ok]
+
+        config = self.config(weights)
+        data_key = hashlib.sha1("\n".join(
+            f"{p}\t{d}" for p, d in zip(list(train_used["id"]) + list(test["id"]),
+                                          used_train_digests + test_digests, strict=False)
+        ).encode()).hexdigest()
+        config_hash = hashlib.sha1(json.dumps(
+            {"competition": competition.name, "data": data_key, **config}, sort_keys=True
+        ).encode()).hexdigest()[:16]
+        run_dir = paths.run_dir(competition.name, config_hash)
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+        start = time.perf_counter()
+        data = EnsembleData(
+            variants=self.variants,
+            x_train={v: s.get(used_train_digests) for v, s in stores.items()},
+            y_train=labels,
+            x_test={v: (s.get(used_test_digests) if used_test_digests else
+                        np.zeros((0,), np.float32)) for v, s in stores.items()},
+            n_classes=competition.n_classes,
+        )
+        self._timed("load_features", start)
+        start = time.perf_counter()
+        folds = self.folds(run_dir, train_used, labels)
+        cv: CVResult = cross_validate(
+            data, folds, seeds=self.seeds, run_dir=run_dir, build=self.head_builder,
+            head=self.head_config, train=self.train_config,
+        )
+        self._timed("folds", start)
+
+        start = time.perf_counter()
+        prior = prior_probs(labels, competition.n_classes)
+        prior_oof = log_loss(labels, np.tile(prior, (len(labels), 1)))
+        clip = choose_clip(labels, cv.oof)
+        test_probs = np.tile(prior, (len(test), 1))
+        if test_ok.any():
+            test_probs[test_ok] = cv.test
+        test_probs = clip_probs(test_probs, clip.clip)
+        run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{config_hash[:8]}"
+        out_dir = paths.submission_dir(competition.name)
+        submission_path = out_dir / f"{run_id}.csv"
+        frame = probs_to_submission(test_probs, list(test["id"]), competition)
+        write_submission(frame, submission_path, sample=layout.sample,
+                         id_column=competition.submission.id_column)
+        self._timed("submission", start)
+        self.timings["total"] = round(time.perf_counter() - total_start, 3)
+
+        summary = {
+            "competition": competition.name,
+            "run_id": run_id,
+            "submission": str(submission_path),
+            "cv_log_loss": cv.cv_log_loss,
+            "prior_log_loss": prior_oof,
+            "cv_vs_prior": cv.cv_log_loss / prior_oof if prior_oof > 0 else None,
+            "clip": clip.clip,
+            "clipped_cv_log_loss": clip.log_loss,
+            "n_train": int(len(train_used)),
+            "n_test": int(len(test)),
+            "fold_scores": [f.summary() for f in cv.folds],
+            "timings": self.timings,
+        }
+        record = {
+            **summary,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "data": {"root": str(layout.root), "demo": self.options.data.demo,
+                     "sample_submission": str(layout.sample_file),
+                     "test_splits": list(layout.test_splits)},
+            "config": config,
+            "config_hash": config_hash,
+            "run_dir": str(run_dir),
+            "backbone": {"name": self.backbone.name, "preprocess": self.backbone.preprocess,
+                         "weights": weights.identity},
+            "clip_choice": clip.to_dict(),
+            "features": feature_stats,
+            "unreadable": {"train": [{"file": f, "reason": unreadable.get(f)} for f in bad_train],
+                           "test": [{"file": f, "reason": unreadable.get(f)} for f in bad_test]},
+            "versions": versions(),
+        }
+        record_path = out_dir / f"{run_id}.json"
+        atomic_write_text(record_path, json.dumps(record, indent=2, default=str))
+        return RunResult(run_id=run_id, submission=submission_path, record=record_path,
+                         summary={**summary, "record": str(record_path)})
+
+
+def run(options: RunOptions, *, log: Log = print) -> RunResult:
+    """Run the whole pipeline; see the module docstring."""
+    return Run(options, log=log).execute()
+
+
+__all__ = ["DataSource", "RunOptions", "RunResult", "run", "TRAIN"]

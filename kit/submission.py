@@ -1,0 +1,232 @@
+"""Validated, atomically written submission CSVs, checked against Kaggle's sample submission.
+
+A submission is matched to the sample by column NAME and by id, never by position: columns and
+rows may come in any order, and :func:`write_submission` puts them in the sample's order.
+
+Example:
+    >>> import pandas as pd
+    >>> sample = pd.DataFrame({"id": ["1", "2"], "label": [0.5, 0.5]})
+    >>> df = pd.DataFrame({"label": [0.9, 0.1], "id": ["2", "1"]})
+    >>> validate_submission(df, sample, id_column="id")  # columns and rows may be reordered
+    >>> write_submission(df, Path("submission.csv"), sample=sample, id_column="id")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kit.atomic import atomic_write_text
+
+__all__ = [
+    "FLOAT_FORMAT",
+    "SubmissionError",
+    "read_submission",
+    "validate_submission",
+    "write_submission",
+]
+
+FLOAT_FORMAT: str = "%.9g"
+"""How probabilities are written: 9 significant digits, so that a small but positive
+probability (say 1e-7) is never rounded to 0, which Kaggle would then clip to 1e-15."""
+
+_MAX_LISTED = 5
+
+
+class SubmissionError(ValueError):
+    """A submission does not match its sample, or cannot be read; the message starts with its
+    source (usually the file name)."""
+
+
+def _listed(values: list) -> str:
+    """Formats up to five values, with a count of the rest."""
+    shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
+    extra = len(values) - _MAX_LISTED
+    return f"{shown} (and {extra} more)" if extra > 0 else shown
+
+
+def _id_strings(series: pd.Series) -> list[str]:
+    return [str(value) for value in series.tolist()]
+
+
+def _check_frame(name: str, value: object) -> pd.DataFrame:
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(
+            f"{name} must be a pandas DataFrame; received {type(value).__name__}. "
+            "Use read_submission to read a CSV."
+        )
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def validate_submission(
+    df: pd.DataFrame,
+    sample: pd.DataFrame,
+    *,
+    id_column: str,
+    source: str = "submission",
+) -> None:
+    """Checks ``df`` against the competition's ``sample`` submission.
+
+    Checks, in order (the first failure raises): the id column exists; the column NAMES equal
+    the sample's (order free; missing and unknown columns are listed); the row count equals
+    the sample's; ids are not missing and not duplicated; ids, compared as strings, equal the
+    sample's as sets; no value is NaN; every value is a (non-boolean) number; every value is
+    in [0, 1].
+
+    Args:
+        df: The submission.
+        sample: Kaggle's sample submission (defines the columns and ids).
+        id_column: Name of the id column, e.g. ``"image"`` or ``"id"``.
+        source: Where ``df`` comes from, e.g. a file name; every message starts with it.
+
+    Raises:
+        SubmissionError: Describing the first failed check precisely (row ids, columns, values).
+        TypeError: If ``df`` or ``sample`` is not a DataFrame.
+        ValueError: If ``id_column`` is not a column of ``sample``.
+    """
+    df = _check_frame("df", df)
+    sample = _check_frame("sample", sample)
+    if id_column not in sample.columns:
+        raise ValueError(
+            f"id_column={id_column!r} is not a column of the sample submission; its columns are "
+            f"{list(sample.columns)}. Pass the sample's id column name."
+        )
+    columns = [str(c) for c in df.columns]
+    if id_column not in df.columns:
+        raise SubmissionError(
+            f"{source}: id column {id_column!r} is missing; columns are {columns}."
+        )
+    duplicated_columns = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if duplicated_columns:
+        raise SubmissionError(f"{source}: duplicate columns {duplicated_columns}.")
+    expected = list(sample.columns)
+    missing_columns = [c for c in expected if c not in df.columns]
+    unknown_columns = [c for c in df.columns if c not in sample.columns]
+    if missing_columns or unknown_columns:
+        raise SubmissionError(
+            f"{source}: columns do not match the sample; missing columns: {missing_columns}; "
+            f"unknown columns: {unknown_columns}. Expected {expected} (in any order)."
+        )
+    if len(df) != len(sample):
+        raise SubmissionError(
+            f"{source}: has {len(df)} rows but the sample has {len(sample)} rows."
+        )
+    ids = df[id_column]
+    missing_ids = np.flatnonzero(ids.isna().to_numpy())
+    if len(missing_ids):
+        raise SubmissionError(
+            f"{source}: id column {id_column!r} has a missing value at row {int(missing_ids[0])}."
+        )
+    id_strings = pd.Series(_id_strings(ids), dtype=object)
+    duplicates = list(dict.fromkeys(id_strings[id_strings.duplicated()]))
+    if duplicates:
+        raise SubmissionError(f"{source}: duplicate ids: {_listed(duplicates)}.")
+    sample_ids = _id_strings(sample[id_column])
+    got = set(id_strings)
+    absent = [i for i in sample_ids if i not in got]
+    if absent:
+        wanted = set(sample_ids)
+        extra = [i for i in id_strings if i not in wanted]
+        raise SubmissionError(
+            f"{source}: ids do not match the sample; missing ids: {_listed(absent)}; "
+            f"extra ids: {_listed(extra)}."
+        )
+    value_columns = [c for c in expected if c != id_column]
+    values = df[value_columns]
+    nan_rows, nan_cols = np.nonzero(values.isna().to_numpy())
+    if len(nan_rows):
+        row, col = int(nan_rows[0]), int(nan_cols[0])
+        raise SubmissionError(
+            f"{source}: missing value (NaN) for id {id_strings[row]!r} in column "
+            f"{value_columns[col]!r}."
+        )
+    for column in value_columns:
+        series = values[column]
+        if pd.api.types.is_bool_dtype(series):
+            raise SubmissionError(
+                f"{source}: column {column!r} holds booleans; expected probabilities in [0, 1]."
+            )
+        if pd.api.types.is_numeric_dtype(series):
+            continue
+        for row, value in enumerate(series.tolist()):
+            if not _is_number(value):
+                raise SubmissionError(
+                    f"{source}: non-numeric value {value!r} for id {id_strings[row]!r} in "
+                    f"column {column!r}; expected probabilities in [0, 1]."
+                )
+    numeric = values.to_numpy(dtype=np.float64)
+    bad_rows, bad_cols = np.nonzero(~((numeric >= 0.0) & (numeric <= 1.0)))
+    if len(bad_rows):
+        row, col = int(bad_rows[0]), int(bad_cols[0])
+        raise SubmissionError(
+            f"{source}: value {float(numeric[row, col])!r} for id {id_strings[row]!r} in column "
+            f"{value_columns[col]!r} is outside [0, 1]."
+        )
+
+
+def write_submission(
+    df: pd.DataFrame,
+    path: Path,
+    *,
+    sample: pd.DataFrame,
+    id_column: str,
+) -> Path:
+    """Validates ``df``, puts it in the sample's column and row order, and writes it atomically.
+
+    Ids are written exactly as they appear in the sample; probabilities as float64 with
+    :data:`FLOAT_FORMAT` (``%.9g``). Parent directories are created.
+
+    Args:
+        df: The submission; columns and rows in any order.
+        path: Destination CSV.
+        sample: Kaggle's sample submission.
+        id_column: Name of the id column.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        SubmissionError: If :func:`validate_submission` fails (the message starts with ``path``).
+    """
+    path = Path(path)
+    validate_submission(df, sample, id_column=id_column, source=str(path))
+    value_columns = [c for c in sample.columns if c != id_column]
+    by_id = df[value_columns].astype(np.float64)
+    by_id.index = pd.Index(_id_strings(df[id_column]), dtype=object)
+    ordered = by_id.loc[_id_strings(sample[id_column])].reset_index(drop=True)
+    out = pd.DataFrame({id_column: sample[id_column].reset_index(drop=True)})
+    out = pd.concat([out, ordered], axis=1)[list(sample.columns)]
+    text = out.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return atomic_write_text(path, text)
+
+
+def read_submission(path: Path, *, id_column: str) -> pd.DataFrame:
+    """Reads a submission CSV, keeping the id column as strings.
+
+    Raises:
+        SubmissionError: Naming the file, if it is missing, empty, not a parsable CSV, or has
+            no ``id_column``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "no such file"
+        raise SubmissionError(f"{path}: {reason}; expected a submission CSV.")
+    try:
+        df = pd.read_csv(path, dtype={id_column: str})
+    except pd.errors.EmptyDataError as error:
+        raise SubmissionError(f"{path}: empty file; expected a CSV with a header row.") from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise SubmissionError(f"{path}: not a parsable CSV: {error}") from error
+    if id_column not in df.columns:
+        raise SubmissionError(
+            f"{path}: id column {id_column!r} is missing; columns are "
+            f"{[str(c) for c in df.columns]}."
+        )
+    return df
