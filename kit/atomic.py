@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+
+# Temporary files are created 0600; the result gets the mode a plain open() would give.
+# The umask can only be read by setting it, so it is read once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _check_path(path: object) -> Path:
@@ -36,6 +42,14 @@ def _check_path(path: object) -> Path:
             f"path must name a file, but {str(path)!r} is a directory; choose a file name inside it."
         )
     return path
+
+
+def _final_mode(path: Path) -> int:
+    """Mode for the new file: the replaced file's mode, else 0o666 minus the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
 
 
 def _remove_quietly(path: Path) -> None:
@@ -63,18 +77,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             "Use atomic_write_text for str."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed explicitly before the rename
-        dir=path.parent, delete=False, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    tmp_path = Path(tmp.name)
+    tmp_path: Path | None = None
     try:
-        with tmp:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, delete=False, prefix=f".{path.name}.", suffix=".tmp"
+        ) as tmp:
+            tmp_path = Path(tmp.name)
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
+        os.chmod(tmp_path, _final_mode(path))
         os.replace(tmp_path, path)
     except BaseException:
-        _remove_quietly(tmp_path)
+        if tmp_path is not None:
+            _remove_quietly(tmp_path)
         raise
     return path
 
@@ -128,6 +144,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
             )
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, _final_mode(path))
         os.replace(tmp_path, path)
     except BaseException:
         _remove_quietly(tmp_path)

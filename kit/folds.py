@@ -95,7 +95,8 @@ def assign_folds(
         TypeError: If ``n_splits`` or ``seed`` is not an integer.
         ValueError: If ``labels`` is empty or has missing values, ``n_splits < 2``,
             ``groups`` has a different length, ``n_splits`` exceeds the smallest class count
-            (without groups) or the number of groups (with groups), or a fold would be empty.
+            (without groups), the number of groups or the largest class count (with groups),
+            or a fold would be empty (grouped splitting can leave one empty).
         RuntimeError: If the splitter ever put one group into two folds.
     """
     n_splits = _check_int("n_splits", n_splits, 2, "Use --folds 2 or more.")
@@ -108,10 +109,14 @@ def assign_folds(
         classes, counts = np.unique(y, return_counts=True)
         smallest = int(np.argmin(counts))
         if counts[smallest] < n_splits:
+            fix = (
+                f"Use --folds {counts[smallest]} or fewer, or merge rare classes."
+                if counts[smallest] >= 2
+                else "A class with 1 sample cannot be stratified; merge or drop it."
+            )
             raise ValueError(
                 f"n_splits={n_splits} is greater than the number of samples in class "
-                f"{_plain(classes[smallest])!r}: {counts[smallest]}. Use --folds {counts[smallest]} or "
-                f"fewer (at least 2), or merge rare classes."
+                f"{_plain(classes[smallest])!r}: {counts[smallest]}. {fix}"
             )
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         splits = list(splitter.split(placeholder_x, y))
@@ -129,6 +134,14 @@ def assign_folds(
                 f"n_splits={n_splits} is greater than the number of groups: n_groups={n_groups}."
                 f" Use --folds {n_groups} or fewer, or split without groups."
             )
+        classes, counts = np.unique(y, return_counts=True)
+        largest = int(np.argmax(counts))
+        if counts[largest] < n_splits:
+            raise ValueError(
+                f"n_splits={n_splits} is greater than the number of samples in every class "
+                f"(the largest, {_plain(classes[largest])!r}, has {counts[largest]}). "
+                "Use fewer folds."
+            )
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         with warnings.catch_warnings():
             # With groups, stratification is best effort; a rare class is expected, not news.
@@ -145,13 +158,14 @@ def assign_folds(
     if (sizes == 0).any():
         empty = int(np.flatnonzero(sizes == 0)[0])
         raise ValueError(
-            f"fold {empty} is empty with n_splits={n_splits} and seed={seed}: the groups are "
-            f"too unequal in size. Use fewer folds or another seed."
+            f"fold {empty} is empty with n_splits={n_splits} and seed={seed}: grouped splitting "
+            f"balances class proportions, not fold sizes, and left no group for that fold. "
+            f"Use --folds {n_splits - 1} or fewer, or split without groups."
         )
     if g is not None:
         folds_per_group = pd.Series(folds).groupby(pd.Series(g, dtype=object)).nunique()
         straddling = folds_per_group[folds_per_group > 1]
-        if len(straddling):  # pragma: no cover - StratifiedGroupKFold guarantees this
+        if len(straddling):  # StratifiedGroupKFold promises this never happens; check anyway
             raise RuntimeError(
                 f"group {_plain(straddling.index[0])!r} was split across folds; refusing to return "
                 "leaky folds. This is a bug in the splitter."

@@ -202,10 +202,13 @@ class Run:
         return stores, unreadable, stats
 
     def folds(self, run_dir: Path, train: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+        # The run folder is keyed by the config hash (fold count, seed, groups file content and
+        # data), so a saved folds.csv belongs to this exact configuration; ids are re-checked.
         path = run_dir / "folds.csv"
         if path.is_file():
             saved = load_folds(path)
-            if list(saved["id"].astype(str)) == list(train["id"]):
+            if (list(saved["id"].astype(str)) == list(train["id"])
+                    and saved["fold"].nunique() == self.recipe.folds):
                 return saved["fold"].to_numpy()
         groups = (_read_groups(self.options.groups_file, train)
                   if self.options.groups_file else None)
@@ -223,6 +226,9 @@ class Run:
             "tta_variants": list(self.variants),
             "sample": self.options.sample,
             "groups_file": str(self.options.groups_file) if self.options.groups_file else None,
+            "groups_digest": (file_digest(self.options.groups_file)
+                              if self.options.groups_file and self.options.groups_file.is_file()
+                              else None),
             "seeds": list(self.seeds),
         }
 
@@ -262,7 +268,7 @@ class Run:
         config = self.config(weights)
         data_key = hashlib.sha1("\n".join(
             f"{p}\t{d}" for p, d in zip(list(train_used["id"]) + list(test["id"]),
-                                          used_train_digests + test_digests, strict=False)
+                                          used_train_digests + test_digests, strict=True)
         ).encode()).hexdigest()
         config_hash = hashlib.sha1(json.dumps(
             {"competition": competition.name, "data": data_key, **config}, sort_keys=True

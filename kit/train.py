@@ -107,7 +107,16 @@ def fit_head(
 
 
 def predict(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities in float64, through a compiled call per batch."""
-    out = [np.asarray(model.predict_on_batch(x[i : i + batch_size]))
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
+    """Class probabilities in float64, through a compiled call per batch.
+
+    Every batch is padded to `batch_size` rows so the compiled function is traced once.
+    """
+    out = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start : start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
+        out.append(np.asarray(model.predict_on_batch(chunk))[:n])
+    n_classes = model.output_shape[-1]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, n_classes))

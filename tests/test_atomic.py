@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,22 @@ def test_atomic_path_temp_deleted_by_body_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothing was written"), atomic_path(target) as tmp:
         tmp.unlink()
     assert _entries(tmp_path) == []
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_new_file_gets_umask_mode_and_existing_mode_is_kept(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    atomic_write_text(tmp_path / "new.txt", "x")
+    assert _mode(tmp_path / "new.txt") == 0o666 & ~umask
+    with atomic_path(tmp_path / "new.csv") as tmp:
+        tmp.write_text("x")
+    assert _mode(tmp_path / "new.csv") == 0o666 & ~umask
+    existing = tmp_path / "kept.txt"
+    existing.write_text("old")
+    existing.chmod(0o640)
+    atomic_write_text(existing, "new")
+    assert _mode(existing) == 0o640

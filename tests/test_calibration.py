@@ -39,7 +39,11 @@ def test_clip_probs_binary_1d() -> None:
 @pytest.mark.parametrize(
     ("probs", "clip", "match"),
     [
-        (np.full((1, 8), 1 / 8), 0.2, r"^clip must be in \[0, 1/8\) for 8 classes; received clip=0\.2\."),
+        (
+            np.full((1, 8), 1 / 8),
+            0.2,
+            r"^clip must be in \[0, 1/8\) for 8 classes; received clip=0\.2\.",
+        ),
         (np.full((1, 8), 1 / 8), 0.125, r"for 8 classes; received clip=0\.125\."),
         ([0.5], 0.5, r"clip must be in \[0, 1/2\) for 2 classes; received clip=0\.5\."),
         ([0.5], -0.01, r"received clip=-0\.01\."),
@@ -120,7 +124,11 @@ def test_grid_is_evaluated_sorted_and_deduplicated() -> None:
         ((0.0, math.inf), ValueError, r"finite and >= 0; received inf in grid=\(0\.0, inf\)"),
         ((0.0, math.nan), ValueError, r"finite and >= 0; received nan"),
         ((-0.1,), ValueError, r"received -0\.1 in grid"),
-        ((0.5, 0.6), ValueError, r"no clip value below 1/2 for 2 classes; received grid=\(0\.5, 0\.6\)"),
+        (
+            (0.5, 0.6),
+            ValueError,
+            r"no clip value below 1/2 for 2 classes; received grid=\(0\.5, 0\.6\)",
+        ),
         (("a",), TypeError, r"grid values must be floats; received 'a'"),
     ],
 )

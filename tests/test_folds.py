@@ -57,12 +57,23 @@ def test_accepts_series_and_integer_labels() -> None:
     np.testing.assert_array_equal(folds, assign_folds([0, 1] * 5, n_splits=5, seed=0))
 
 
+def test_singleton_class_cannot_be_stratified() -> None:
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^n_splits=2 is greater than the number of samples in class 'b': 1\. "
+            r"A class with 1 sample cannot be stratified; merge or drop it\.$"
+        ),
+    ):
+        assign_folds(["a", "a", "b"], n_splits=2)
+
+
 def test_too_few_samples_in_a_class_names_class_and_numbers() -> None:
     with pytest.raises(
         ValueError,
         match=(
             r"^n_splits=7 is greater than the number of samples in class 'LAG': 6\. "
-            r"Use --folds 6 or fewer \(at least 2\), or merge rare classes\.$"
+            r"Use --folds 6 or fewer, or merge rare classes\.$"
         ),
     ):
         assign_folds(LABELS, n_splits=7)
@@ -93,7 +104,9 @@ def test_seed_validated() -> None:
 def test_labels_validated() -> None:
     with pytest.raises(ValueError, match=r"labels is empty"):
         assign_folds([])
-    with pytest.raises(ValueError, match=r"labels must not contain missing values; position 1 is None"):
+    with pytest.raises(
+        ValueError, match=r"labels must not contain missing values; position 1 is None"
+    ):
         assign_folds(["a", None, "b"])
     with pytest.raises(ValueError, match=r"labels must be 1-D .*shape \(2, 2\)"):
         assign_folds([[0, 1], [1, 0]])
@@ -146,26 +159,53 @@ def test_fewer_groups_than_splits() -> None:
 
 
 def test_groups_length_and_missing_values() -> None:
-    with pytest.raises(
-        ValueError, match=r"received len\(groups\)=2 and len\(labels\)=4\."
-    ):
+    with pytest.raises(ValueError, match=r"received len\(groups\)=2 and len\(labels\)=4\."):
         assign_folds(["a", "b", "a", "b"], n_splits=2, groups=[1, 2])
     with pytest.raises(ValueError, match=r"groups must not contain missing values; position 0"):
         assign_folds(["a", "b"], n_splits=2, groups=[np.nan, 1])
 
 
 def test_empty_fold_is_reported() -> None:
-    # One group holds nearly everything; StratifiedGroupKFold leaves a fold empty.
-    labels = ["a", "b"] * 10 + ["a", "b"]
-    groups = [0] * 20 + [1, 2]
-    folds_ok = True
-    try:
-        folds = assign_folds(labels, n_splits=3, seed=0, groups=groups)
-    except ValueError as error:
-        folds_ok = False
-        assert "is empty with n_splits=3 and seed=0" in str(error)
-    if folds_ok:  # if sklearn manages it, the contract must still hold
-        assert set(folds.tolist()) == {0, 1, 2}
+    # 4 groups for 4 folds, yet StratifiedGroupKFold (balancing class proportions) puts two
+    # groups together and leaves fold 2 empty, whatever the seed.
+    labels = [0, 1, 1, 1, 2, 0, 1, 1, 2, 0, 1, 2]
+    groups = [3, 1, 3, 0, 3, 2, 1, 0, 1, 2, 1, 1]
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^fold 2 is empty with n_splits=4 and seed=0: grouped splitting balances class "
+            r"proportions, not fold sizes, and left no group for that fold\. Use --folds 3 or "
+            r"fewer, or split without groups\.$"
+        ),
+    ):
+        assign_folds(labels, n_splits=4, seed=0, groups=groups)
+    folds = assign_folds(labels, n_splits=3, seed=0, groups=groups)
+    assert set(folds.tolist()) == {0, 1, 2}
+
+
+def test_groups_with_every_class_smaller_than_n_splits() -> None:
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^n_splits=3 is greater than the number of samples in every class "
+            r"\(the largest, 'a', has 2\)\. Use fewer folds\.$"
+        ),
+    ):
+        assign_folds(["a", "a", "b"], n_splits=3, groups=[1, 2, 3])
+
+
+def test_group_split_across_folds_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class LeakySplitter:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def split(self, x, y, groups):
+            yield np.array([2, 3]), np.array([0, 1])
+            yield np.array([0, 1]), np.array([2, 3])
+
+    monkeypatch.setattr("kit.folds.StratifiedGroupKFold", LeakySplitter)
+    with pytest.raises(RuntimeError, match=r"^group 'g1' was split across folds; refusing"):
+        assign_folds(["a", "b", "a", "b"], n_splits=2, groups=["g0", "g1", "g1", "g2"])
 
 
 # -- save / load -----------------------------------------------------------------------------
@@ -201,9 +241,13 @@ def test_save_validates(tmp_path: Path) -> None:
     path = tmp_path / "folds.csv"
     with pytest.raises(ValueError, match=r"one entry per id; received folds of shape \(1,\) for 2"):
         save_folds(path, ["a", "b"], np.array([0]))
-    with pytest.raises(ValueError, match=r"folds must be non-negative integers; received dtype float64"):
+    with pytest.raises(
+        ValueError, match=r"folds must be non-negative integers; received dtype float64"
+    ):
         save_folds(path, ["a", "b"], np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"non-negative integers; received dtype int64 with values \[-1, 0\]"):
+    with pytest.raises(
+        ValueError, match=r"non-negative integers; received dtype int64 with values \[-1, 0\]"
+    ):
         save_folds(path, ["a", "b"], np.array([0, -1]))
     with pytest.raises(ValueError, match=r"ids must be unique; received duplicates \['a'\]"):
         save_folds(path, ["a", "a"], np.array([0, 1]))
@@ -241,7 +285,9 @@ def test_load_wrong_columns(tmp_path: Path) -> None:
 def test_load_bad_fold_values_and_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "folds.csv"
     path.write_text("id,fold\na,0\nb,x\n")
-    with pytest.raises(ValueError, match=r"column fold must hold non-negative integers; found \['0', 'x'\]"):
+    with pytest.raises(
+        ValueError, match=r"column fold must hold non-negative integers; found \['0', 'x'\]"
+    ):
         load_folds(path)
     path.write_text("id,fold\na,0\nb,\n")
     with pytest.raises(ValueError, match=r"column fold must hold non-negative integers"):

@@ -18,7 +18,7 @@ FAST = settings(max_examples=100, deadline=None)
 def reference_log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """A plain, loop-based reading of Kaggle's definition."""
     total = 0.0
-    for label, row in zip(y, p):
+    for label, row in zip(y, p, strict=True):
         rescaled = [float(v) / float(sum(row)) for v in row]
         clipped = [min(max(v, EPS), 1 - EPS) for v in rescaled]
         total += -math.log(clipped[int(label)])
@@ -101,7 +101,11 @@ def test_prior_log_loss_class_absent_from_train_costs_minus_log_eps() -> None:
     ("n_classes", "error", "match"),
     [
         (1, ValueError, r"n_classes must be an integer >= 2; received n_classes=1\."),
-        (2.0, TypeError, r"n_classes must be an integer >= 2; received n_classes=2.0 of type float"),
+        (
+            2.0,
+            TypeError,
+            r"n_classes must be an integer >= 2; received n_classes=2.0 of type float",
+        ),
         (True, TypeError, r"received n_classes=True of type bool"),
     ],
 )
@@ -131,7 +135,11 @@ def test_prior_label_out_of_range() -> None:
         ([0, 0], [[0.5, 0.5], [np.inf, 0.5]], r"probs must be finite; row 1 contains NaN or inf"),
         ([0, 0], [[0.5, 0.5], [-0.1, 1.1]], r"non-negative; row 1 has a negative value"),
         ([0, 0], [[0.5, 0.5], [0.0, 0.0]], r"positive sum; row 1 sums to 0"),
-        ([0, 3], [[0.5, 0.5], [0.5, 0.5]], r"must be in \[0, 2\) for 2 classes; row 1 has y_true=3"),
+        (
+            [0, 3],
+            [[0.5, 0.5], [0.5, 0.5]],
+            r"must be in \[0, 2\) for 2 classes; row 1 has y_true=3",
+        ),
         ([-1], [[0.5, 0.5]], r"row 0 has y_true=-1"),
         ([0, 0.5], [[0.5, 0.5], [0.5, 0.5]], r"integer class indexes; row 1 is 0.5"),
         ([0, np.nan], [[0.5, 0.5], [0.5, 0.5]], r"y_true must be finite; row 1 contains NaN"),
@@ -179,11 +187,13 @@ def test_equals_mean_of_single_row_losses(data: tuple[np.ndarray, np.ndarray]) -
 
 @FAST
 @given(labelled_probs(), st.randoms(use_true_random=False))
-def test_invariant_to_row_permutation(data: tuple[np.ndarray, np.ndarray], rng) -> None:  # noqa: ANN001
+def test_invariant_to_row_permutation(data: tuple[np.ndarray, np.ndarray], rng) -> None:
     labels, probs = data
     order = list(range(len(labels)))
     rng.shuffle(order)
-    assert log_loss(labels[order], probs[order]) == pytest.approx(log_loss(labels, probs), rel=1e-12)
+    assert log_loss(labels[order], probs[order]) == pytest.approx(
+        log_loss(labels, probs), rel=1e-12
+    )
 
 
 @FAST
@@ -230,7 +240,7 @@ def test_one_hot_and_index_forms_agree(data: tuple[np.ndarray, np.ndarray]) -> N
     hnp.arrays(np.float64, st.integers(1, 8), elements=st.floats(0.0, 1.0)),
     st.randoms(use_true_random=False),
 )
-def test_binary_1d_form_agrees_with_two_columns(p: np.ndarray, rng) -> None:  # noqa: ANN001
+def test_binary_1d_form_agrees_with_two_columns(p: np.ndarray, rng) -> None:
     labels = np.array([rng.randint(0, 1) for _ in range(len(p))])
     two_columns = np.stack([1.0 - p, p], axis=1)
     assert log_loss(labels, p) == log_loss(labels, two_columns)

@@ -42,7 +42,9 @@ def test_duplicate_name_is_rejected(backbones: Registry[str]) -> None:
 
 @pytest.mark.parametrize("name", ["", "   ", None, 3])
 def test_name_must_be_non_empty_str(backbones: Registry[str], name: object) -> None:
-    with pytest.raises(ValueError, match=r"backbone name must be a non-empty string; received name="):
+    with pytest.raises(
+        ValueError, match=r"backbone name must be a non-empty string; received name="
+    ):
         backbones.register(name, "x")  # type: ignore[arg-type]
 
 
