@@ -111,8 +111,8 @@ def hsv(h: float, s: float, v: float) -> Color:
 
 def jitter(rng: np.random.Generator, color: Sequence[float], amount: float = 12.0) -> Color:
     """`color` with independent uniform noise of +-`amount` per channel, clipped to [0, 255]."""
-    c = np.asarray(color, dtype=np.float64) + rng.uniform(-amount, amount, size=3)
-    return _clip(c)
+    noise = rng.uniform(-amount, amount, size=3)
+    return _clip([float(v) + float(d) for v, d in zip(color, noise, strict=True)])
 
 
 def scale_color(color: Sequence[float], gain: Sequence[float] | float) -> Color:
@@ -125,11 +125,10 @@ def blend(a: Sequence[float], b: Sequence[float], t: float) -> Color:
     return _clip((1.0 - t) * np.asarray(a, np.float64) + t * np.asarray(b, np.float64))
 
 
-def _clip(c: np.ndarray) -> Color:
-    r, g, b = (int(v) for v in np.clip(np.round(c), 0, 255))
+def _clip(c: Sequence[float]) -> Color:
+    r, g, b = (min(255, max(0, round(float(v)))) for v in c)
     return (r, g, b)
 
 
 def _cv_color(color: Sequence[float]) -> tuple[int, int, int]:
-    r, g, b = (int(v) for v in np.clip(np.round(np.asarray(color, np.float64)), 0, 255))
-    return (r, g, b)
+    return _clip(color)

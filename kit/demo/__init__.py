@@ -1,0 +1,1 @@
+"""Synthetic demo datasets in the competitions' own Kaggle layouts, and their helpers."""

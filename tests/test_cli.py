@@ -1,0 +1,184 @@
+"""End-to-end: the real CLI on the tiny demo datasets, and its errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kit.cli import main
+from tests.conftest import REPO, write_jpeg
+
+FISHERIES = str(REPO / "competitions" / "fisheries")
+CATS = str(REPO / "competitions" / "dogs-vs-cats-redux")
+FAST = ["--demo", "--demo-preset", "tiny", "--folds", "3", "--epochs", "4"]
+
+
+@pytest.fixture(scope="module")
+def shared_work(tmp_path_factory) -> Path:
+    """One work folder per module: the tiny demo data and its pretrained base are built once."""
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture
+def env(shared_work: Path, tmp_path: Path, monkeypatch) -> dict[str, str]:
+    monkeypatch.setenv("KIT_WORK_DIR", str(shared_work))
+    monkeypatch.setenv("KIT_SUBMISSIONS_DIR", str(tmp_path / "submissions"))
+    return {**os.environ, "KIT_WORK_DIR": str(shared_work),
+            "KIT_SUBMISSIONS_DIR": str(tmp_path / "submissions"), "PYTHONUNBUFFERED": "1"}
+
+
+def _cli(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kit", *args], env=env, capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+def test_fisheries_demo_run_and_score_through_the_real_cli(env, tmp_path: Path):
+    out_json = tmp_path / "run.json"
+    proc = _cli(["run", FISHERIES, *FAST, "--json", str(out_json)], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out_json.read_text())
+    for key in ("competition", "run_id", "submission", "cv_log_loss", "clip", "n_test", "timings"):
+        assert key in result
+    assert result["competition"] == "fisheries" and result["n_test"] == 32
+    submission = Path(result["submission"])
+    assert submission.parent == tmp_path / "submissions" / "fisheries"
+    frame = pd.read_csv(submission)
+    assert list(frame.columns) == ["image", "ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK",
+                                   "YFT"]
+    assert len(frame) == 32 and frame["image"].str.startswith("test_stg2/").sum() == 16
+    assert frame.iloc[:, 1:].notna().all().all()
+    record = json.loads(submission.with_suffix(".json").read_text())
+    assert record["config"]["recipe"]["folds"] == 3
+    assert len(record["fold_scores"]) == 3 and "versions" in record
+    assert "public" in result["local_score"] and "private" in result["local_score"]
+
+    score_json = tmp_path / "score.json"
+    proc = _cli(["score", FISHERIES, str(submission), "--demo", "--demo-preset", "tiny",
+                 "--json", str(score_json)], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    score = json.loads(score_json.read_text())
+    assert score["n_rows"] == 32 and score["public"] == pytest.approx(
+        result["local_score"]["public"])
+    assert "public" in proc.stdout and "private" in proc.stdout
+
+
+def test_dogs_vs_cats_demo_run_writes_id_label(env, tmp_path: Path):
+    out_json = tmp_path / "run.json"
+    assert main(["run", CATS, *FAST, "--tta", "1", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    frame = pd.read_csv(result["submission"])
+    assert list(frame.columns) == ["id", "label"] and len(frame) == 12
+    assert frame["label"].between(0, 1).all()
+
+
+def test_sample_runs_on_a_stratified_subset(env, tmp_path: Path):
+    out_json = tmp_path / "run.json"
+    assert main(["run", FISHERIES, *FAST, "--sample", "40", "--tta", "1",
+                 "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["n_train"] == 40 and result["n_test"] == 32
+
+
+def test_unreadable_images_are_skipped_in_training_and_predicted_in_test(env, tmp_path: Path):
+    data = tmp_path / "data"
+    assert main(["demo", FISHERIES, "--out", str(data), "--preset", "tiny"]) == 0
+    train_victim = sorted((data / "train" / "ALB").glob("*.jpg"))[0]
+    train_victim.write_bytes(b"")
+    test_victim = sorted((data / "test_stg1").glob("*.jpg"))[0]
+    test_victim.write_bytes(test_victim.read_bytes()[:200])  # truncated
+    out_json = tmp_path / "run.json"
+    assert main(["run", FISHERIES, "--data", str(data), "--backbone", "demo_cnn",
+                 "--weights", "none", "--input-size", "32x32", "--folds", "3", "--epochs", "2",
+                 "--tta", "1", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    record = json.loads(Path(result["submission"]).with_suffix(".json").read_text())
+    assert [u["file"] for u in record["unreadable"]["train"]] == [str(train_victim)]
+    assert [u["file"] for u in record["unreadable"]["test"]] == [str(test_victim)]
+    frame = pd.read_csv(result["submission"])
+    assert len(frame) == 32 and result["n_train"] == 47
+
+
+def test_unknown_competition(env, capsys):
+    assert main(["run", "fisheris", "--demo"]) == 2
+    assert "unknown competition 'fisheris'" in capsys.readouterr().err
+
+
+def test_no_data_names_every_way_to_get_some(env, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("KIT_WORK_DIR", str(tmp_path / "empty-work"))
+    assert main(["run", FISHERIES]) == 2
+    err = capsys.readouterr().err
+    assert "--demo" in err and "--data DIR" in err and "download" in err
+
+
+def test_unknown_backbone(env, capsys):
+    assert main(["run", FISHERIES, "--demo", "--backbone", "vgg61"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown backbone 'vgg61'. Did you mean: vgg16" in err
+
+
+def test_missing_imagenet_weights_fail_within_seconds(env, capsys, monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr("kit.backbones.keras_cache_candidates",
+                        lambda name: (tmp_path / "keras" / "models" / name,))
+    start = time.perf_counter()
+    code = main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--backbone", "vgg16",
+                 "--weights", "imagenet"])
+    assert code == 2 and time.perf_counter() - start < 30
+    err = capsys.readouterr().err
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in err and "--weights PATH" in err
+
+
+def test_sample_submission_that_does_not_match(env, tmp_path: Path, capsys):
+    data = tmp_path / "data"
+    assert main(["demo", FISHERIES, "--out", str(data), "--preset", "tiny"]) == 0
+    write_jpeg(data / "test_stg1" / "img_99999.jpg")
+    submissions = Path(os.environ["KIT_SUBMISSIONS_DIR"])
+    assert main(["run", FISHERIES, "--data", str(data)]) == 2
+    assert "does not match the test folders" in capsys.readouterr().err
+    assert not submissions.exists() or not any(submissions.rglob("*.csv"))
+
+
+def test_score_without_solution(env, tmp_path: Path, capsys):
+    assert main(["score", FISHERIES, str(tmp_path / "x.csv")]) == 2
+    assert "--solution FILE" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_and_finishes_with_the_same_submission(env, tmp_path: Path):
+    args = ["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--folds", "3", "--epochs", "6",
+            "--tta", "1", "--json"]
+    reference_json = tmp_path / "reference.json"
+    assert _cli([*args, str(reference_json)], env).returncode == 0
+    reference = json.loads(reference_json.read_text())
+    run_dir = Path(json.loads(Path(reference["submission"]).with_suffix(".json").read_text())[
+        "run_dir"])
+    for done in run_dir.rglob("done.json"):  # forget the folds, keep the cached features
+        done.unlink()
+
+    proc = subprocess.Popen([sys.executable, "-m", "kit", *args, str(tmp_path / "killed.json")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run_dir / "seed0" / "fold0" / "done.json").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed.json").exists()
+    assert not (run_dir / "seed0" / "fold2" / "done.json").exists()
+
+    resumed_json = tmp_path / "resumed.json"
+    assert _cli([*args, str(resumed_json)], env).returncode == 0
+    resumed = json.loads(resumed_json.read_text())
+    folds = {f["fold"]: f for f in resumed["fold_scores"]}
+    assert folds[0]["resumed"] and not folds[2]["resumed"]
+    a = pd.read_csv(reference["submission"]).set_index("image")
+    b = pd.read_csv(resumed["submission"]).set_index("image")
+    assert (a.index == b.index).all()
+    assert (a - b).abs().to_numpy().max() < 1e-3
