@@ -188,7 +188,7 @@ def build_demo_cnn(input_shape: tuple[int, int, int]) -> Any:
     for block, filters in enumerate((16, 32, 64, 128), start=1):
         x = k.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                             name=f"block{block}_conv")(x)
-        x = k.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = k.layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn")(x)
         x = k.layers.ReLU(name=f"block{block}_relu")(x)
         x = k.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     return k.Model(inputs, x, name="demo_cnn")

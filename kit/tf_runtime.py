@@ -7,7 +7,10 @@ the environment always wins.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
@@ -21,10 +24,39 @@ def configure_environment(environ: dict[str, str] | None = None) -> None:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+DEBUG_ENV = "KIT_DEBUG"
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide what native code writes to fd 2 (TensorFlow logs there before reading any setting).
+
+    Python exceptions still propagate; `KIT_DEBUG=1` shows everything.
+    """
+    if os.environ.get(DEBUG_ENV) or "tensorflow" in sys.modules:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def tensorflow() -> ModuleType:
     """Import TensorFlow with kit's defaults and return the module."""
     configure_environment()
-    import tensorflow as tf
+    with _quiet_native_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device discovery logs its own noise once
 
     return tf
 

@@ -174,7 +174,6 @@ _GEAR: tuple[draw.Color, ...] = (
 )
 _SKIN: tuple[draw.Color, ...] = ((225, 180, 150), (180, 130, 95), (120, 85, 60), (60, 60, 65))
 _BLACK: draw.Color = (0, 0, 0)
-_WHITE: draw.Color = (255, 255, 255)
 
 
 def generate(out: Path, *, seed: int = 0, preset: str = "full") -> DemoSummary:
@@ -240,8 +239,8 @@ def corpus(n: int, *, seed: int, size: tuple[int, int]) -> Corpus:
     """A balanced in-memory pretraining set: the same fish, on boats never used by `generate`.
 
     `CORPUS_BOATS` boats get their own deck looks and camera sizes (never a demo size) from
-    `seed`;
-    scenes are drawn at 10-20 % of camera size and resized to `size` with ``cv2.INTER_AREA``.
+    `seed`; scenes are drawn at 10-20 % of camera size and resized to `size` with
+    ``cv2.INTER_AREA``.
     Each boat shows every class equally often, so size and deck carry no label here.
 
     Args:
@@ -774,7 +773,8 @@ def _other(rng: np.random.Generator) -> list[_Part]:
             *b.eye(0.9, 0.025, (210, 210, 200))]
 
 
-_FISH = {0: _alb, 1: _bet, 2: _dol, 3: _lag, 5: _other, 6: _shark, 7: _yft}
+# Class index -> part builder (NoF, index 4, has no fish).
+_FISH = MappingProxyType({0: _alb, 1: _bet, 2: _dol, 3: _lag, 5: _other, 6: _shark, 7: _yft})
 
 
 def _draw_fish(

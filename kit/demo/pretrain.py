@@ -21,6 +21,7 @@ import numpy as np
 from kit.atomic import atomic_path
 from kit.backbones import build_demo_cnn
 from kit.competition import Competition
+from kit.demo import common, draw
 from kit.demo.cache import demo_module
 from kit.paths import Paths
 
@@ -44,8 +45,11 @@ PRETRAIN = MappingProxyType({
 
 
 def weights_path(competition: Competition, paths: Paths, config: PretrainConfig) -> Path:
-    source = inspect.getsource(demo_module(competition))
-    key = json.dumps({"config": asdict(config), "source": hashlib.sha1(source.encode()).hexdigest(),
+    module = demo_module(competition)
+    # The generator and the shared drawing code decide what the corpus looks like.
+    sources = [inspect.getsource(m) for m in (module, draw, common)]
+    key = json.dumps({"config": asdict(config),
+                      "sources": [hashlib.sha1(s.encode()).hexdigest() for s in sources],
                       "builder": inspect.getsource(build_demo_cnn)}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return paths.weights() / f"demo_cnn-{competition.name}-{digest}.weights.h5"
