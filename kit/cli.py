@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kit.atomic import atomic_write_text
@@ -20,6 +23,10 @@ from kit.paths import Paths
 
 EXIT_USAGE = 2
 DEMO_PRESETS = ("full", "tiny")
+# Modules adding subcommands: each defines `register(commands) -> dict[str, handler]`, where
+# `commands` is the argparse subparsers object and a handler maps parsed args to an exit status.
+EXTENSIONS: tuple[str, ...] = ("kit.probes.cli", "kit.kaggle_cli")
+Handler = Callable[[argparse.Namespace], int]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -87,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="solution CSV with a Usage column (default with --demo: the demo's)")
     _add_data_options(score)
     return parser
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """`--data/--demo/--demo-preset/--work-dir/--json`, for extension subcommands."""
+    _add_data_options(parser)
+
+
+def data_root(args: argparse.Namespace, competition: Competition) -> Path:
+    """The dataset folder selected by `--demo`, `--data` or a previous download."""
+    return _data_root(args, competition, _paths(args))
+
+
+def write_json(path: Path | None, payload: dict) -> None:
+    _write_json(path, payload)
 
 
 def _paths(args: argparse.Namespace) -> Paths:
@@ -227,14 +248,26 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "score": cmd_score}
+COMMANDS: dict[str, Handler] = {"run": cmd_run, "demo": cmd_demo, "score": cmd_score}
+
+
+def parser_and_handlers() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    parser = build_parser()
+    handlers = dict(COMMANDS)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in EXTENSIONS:
+        handlers.update(importlib.import_module(name).register(commands))
+    return parser, handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, handlers = parser_and_handlers()
+    args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return handlers[args.command](args)
     except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        if os.environ.get("KIT_DEBUG"):
+            traceback.print_exc()
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE

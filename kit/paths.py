@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,3 +50,12 @@ class Paths:
 
     def submission_dir(self, competition: str) -> Path:
         return self.submissions / competition
+
+    def probe_dir(self, competition: str, data_root: Path) -> Path:
+        """Probe outputs (groups.csv, reports) for one dataset folder."""
+        digest = hashlib.sha1(str(Path(data_root).resolve()).encode()).hexdigest()[:12]
+        return self.work / "probes" / competition / digest
+
+    def groups_file(self, competition: str, data_root: Path) -> Path:
+        """Where `kit probe` writes inferred groups and `run --folds group` reads them."""
+        return self.probe_dir(competition, data_root) / "groups.csv"

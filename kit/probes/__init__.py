@@ -1,0 +1,1 @@
+"""Leakage probes: image size, near-duplicates, groups, adversarial validation, attention."""
