@@ -39,6 +39,17 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _folds(text: str) -> int | str:
+    if text == "group":
+        return text
+    try:
+        return int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--folds takes a number of folds or 'group'; received {text!r}"
+        ) from error
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", type=Path, metavar="DIR",
@@ -71,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input-size", type=_size, metavar="WxH", help="e.g. 224x224")
     run.add_argument("--head", help="head trained on cached features (dense)")
     run.add_argument("--pooling", help="flatten, avg or max")
-    run.add_argument("--folds", type=int, metavar="K", help="number of folds")
+    run.add_argument("--folds", type=_folds, metavar="K|group",
+                     help="number of stratified folds, or 'group' for group K-fold over the "
+                          "groups `kit probe` inferred")
     run.add_argument("--tta", type=int, metavar="N", help="test-time augmentation passes")
     run.add_argument("--seed", type=int, metavar="S", help="random seed")
     run.add_argument("--epochs", type=int, help="maximum epochs per fold")
@@ -143,7 +156,8 @@ def _recipe(args: argparse.Namespace, competition: Competition):
     recipe = competition.recipe_for(demo=args.demo)
     overrides = {
         "backbone": args.backbone, "weights": args.weights, "input_size": args.input_size,
-        "head": args.head, "pooling": args.pooling, "folds": args.folds, "tta": args.tta,
+        "head": args.head, "pooling": args.pooling,
+        "folds": None if args.folds == "group" else args.folds, "tta": args.tta,
         "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
@@ -172,9 +186,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     get_backbone(recipe.backbone)  # fail fast on a typo, before any data work
     root = _data_root(args, competition, paths)
+    groups = args.groups
+    if args.folds == "group":
+        if groups is not None:
+            raise ValueError("--folds group uses the groups kit probe inferred; with --groups CSV "
+                             "pass a number of folds instead")
+        groups = paths.groups_file(competition.name, root)
+        if not groups.is_file():
+            raise ValueError(
+                f"--folds group needs inferred groups, and {groups} does not exist: run "
+                f"`python -m kit probe {args.competition}` on the same data first, or pass "
+                "--groups CSV with path,group columns"
+            )
     options = RunOptions(competition=competition,
                          data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
-                         recipe=recipe, paths=paths, sample=args.sample, groups_file=args.groups)
+                         recipe=recipe, paths=paths, sample=args.sample, groups_file=groups)
     result = run(options, log=print)
     summary = dict(result.summary)
     solution = _solution_for(args, root)
