@@ -217,6 +217,24 @@ class Run:
         save_folds(path, list(train["id"]), folds, groups=groups)
         return folds
 
+    def save_predictions(self, run_dir: Path, train: pd.DataFrame, labels: np.ndarray,
+                         cv: CVResult, test: pd.DataFrame, test_probs: np.ndarray
+                         ) -> dict[str, Path]:
+        """`oof.csv` (path, label, out-of-fold probabilities) and `test.csv` (id, path, split, clipped
+        probabilities) in the run folder, for reports and probes."""
+        classes = list(self.competition.classes)
+        oof = pd.DataFrame(cv.oof, columns=classes)
+        oof.insert(0, "label", [classes[i] for i in labels])
+        oof.insert(0, "path", list(train["path"]))
+        tests = pd.DataFrame(test_probs, columns=classes)
+        tests.insert(0, "split", list(test["split"]))
+        tests.insert(0, "path", list(test["path"]))
+        tests.insert(0, "id", list(test["id"]))
+        out = {"oof": run_dir / "oof.csv", "test": run_dir / "test.csv"}
+        atomic_write_text(out["oof"], oof.to_csv(index=False))
+        atomic_write_text(out["test"], tests.to_csv(index=False))
+        return out
+
     # ---------------------------------------------------------------- whole run
     def config(self, weights: ResolvedWeights) -> dict:
         return {
@@ -342,6 +360,8 @@ class Run:
                            "test": [{"file": f, "reason": unreadable.get(f)} for f in bad_test]},
             "versions": versions(),
         }
+        predictions = self.save_predictions(run_dir, train_used, labels, cv, test, test_probs)
+        record["predictions"] = {k: str(v) for k, v in predictions.items()}
         record_path = out_dir / f"{run_id}.json"
         atomic_write_text(record_path, json.dumps(record, indent=2, default=str))
         return RunResult(run_id=run_id, submission=submission_path, record=record_path,

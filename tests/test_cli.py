@@ -58,6 +58,9 @@ def test_fisheries_demo_run_and_score_through_the_real_cli(env, tmp_path: Path):
     record = json.loads(submission.with_suffix(".json").read_text())
     assert record["config"]["recipe"]["folds"] == 3
     assert len(record["fold_scores"]) == 3 and "versions" in record
+    oof = pd.read_csv(record["predictions"]["oof"])
+    assert len(oof) == 48 and list(oof.columns[:2]) == ["path", "label"]
+    assert len(pd.read_csv(record["predictions"]["test"])) == 32
     assert "public" in result["local_score"] and "private" in result["local_score"]
 
     score_json = tmp_path / "score.json"
