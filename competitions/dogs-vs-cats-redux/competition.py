@@ -11,6 +11,7 @@ from kit.competition import (
     SubmissionFormat,
     TestSplit,
 )
+from kit.demo.recipe import DEMO_RECIPE
 
 COMPETITION = Competition(
     name="dogs-vs-cats-redux",
@@ -27,19 +28,6 @@ COMPETITION = Competition(
         samples=(SampleSubmission(file="sample_submission.csv", splits=("test",)),),
     ),
     recipe=Recipe(backbone="vgg16", weights="imagenet", folds=5, tta=2, epochs=30),
-    demo_recipe=Recipe(
-        backbone="demo_cnn",
-        weights="demo",
-        input_size=(64, 64),
-        pooling="max",
-        hidden=128,
-        dropout=0.3,
-        folds=5,
-        tta=2,
-        epochs=40,
-        batch_size=32,
-        learning_rate=1e-3,
-        patience=6,
-    ),
+    demo_recipe=DEMO_RECIPE,
     demo="kit.demo.dogs_vs_cats",
 )

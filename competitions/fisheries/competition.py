@@ -12,6 +12,7 @@ from kit.competition import (
     SubmissionFormat,
     TestSplit,
 )
+from kit.demo.recipe import DEMO_RECIPE
 
 COMPETITION = Competition(
     name="fisheries",
@@ -34,20 +35,7 @@ COMPETITION = Competition(
         ),
     ),
     recipe=Recipe(backbone="vgg16", weights="imagenet", folds=5, tta=2, epochs=30),
-    demo_recipe=Recipe(
-        backbone="demo_cnn",
-        weights="demo",
-        input_size=(64, 64),
-        pooling="max",
-        hidden=128,
-        dropout=0.3,
-        folds=5,
-        tta=2,
-        epochs=40,
-        batch_size=32,
-        learning_rate=1e-3,
-        patience=6,
-    ),
+    demo_recipe=DEMO_RECIPE,
     demo="kit.demo.fisheries",
     annotations="annotations",
 )

@@ -1,0 +1,23 @@
+"""The demo recipe shared by the built-in competitions' `demo_recipe`.
+
+`demo_cnn` with `--weights demo`: a small base pretrained on a separately generated corpus
+(kit/demo/pretrain.py), 64x64 input, a max-pooled dense head. Measured on the fisheries demo:
+max pooling 0.56x the class prior in CV, average pooling 0.59x, flatten 0.69x.
+"""
+
+from kit.competition import Recipe
+
+DEMO_RECIPE = Recipe(
+    backbone="demo_cnn",
+    weights="demo",
+    input_size=(64, 64),
+    pooling="max",
+    hidden=128,
+    dropout=0.3,
+    folds=5,
+    tta=2,
+    epochs=40,
+    batch_size=32,
+    learning_rate=1e-3,
+    patience=6,
+)
