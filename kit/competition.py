@@ -28,6 +28,8 @@ class TestSplit:
             suffix): `"{name}"`, `"test_stg2/{name}"`, `"{stem}"`.
     """
 
+    __test__ = False  # not a pytest test class, despite its name
+
     name: str
     folder: str
     id_template: str = "{name}"
