@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 DEMO_PRESETS = ("full", "tiny")
 # Modules adding subcommands: each defines `register(commands) -> dict[str, handler]`, where
 # `commands` is the argparse subparsers object and a handler maps parsed args to an exit status.
-EXTENSIONS: tuple[str, ...] = ("kit.probes.cli", "kit.kaggle_cli")
+EXTENSIONS: tuple[str, ...] = ("kit.probes.cli", "kit.kaggle_cli", "kit.report_cli")
 Handler = Callable[[argparse.Namespace], int]
 
 
