@@ -143,7 +143,8 @@ def _data_root(args: argparse.Namespace, competition: Competition, paths: Paths)
     raise ValueError(
         f"no data for {competition.name}: pass --demo for the built-in demo dataset, "
         f"--data DIR for a folder in the Kaggle layout, or download the competition data "
-        f"into {downloaded} (kaggle competitions download -c {competition.slug}, then unzip)"
+        f"first: python -m kit download {competition.name} (Kaggle credentials needed; "
+        f"it lands in {downloaded})"
     )
 
 
@@ -205,9 +206,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = dict(result.summary)
     solution = _solution_for(args, root)
     if solution is not None:
+        from kit.leaderboard import record
         from kit.scoring import score_file
 
-        summary["local_score"] = score_file(result.submission, solution, competition).to_dict()
+        score = score_file(result.submission, solution, competition)
+        record(result.submission, score, competition=competition, submissions=paths.submissions)
+        summary["local_score"] = score.to_dict()
         summary["local_score"]["baseline"] = _baseline(root, solution, competition)
     _print_run(summary)
     _write_json(args.json, summary)
@@ -267,6 +271,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     if solution is None:
         raise ValueError(f"no solution.csv in {root}; pass --solution FILE")
     result = score_file(args.submission, solution, competition)
+    from kit.leaderboard import record
+
+    record(args.submission, result, competition=competition, submissions=paths.submissions)
     print(f"{args.submission}: public {_fmt(result.public)} ({result.n_public} rows), "
           f"private {_fmt(result.private)} ({result.n_private} rows), "
           f"all {result.overall:.4f} ({result.n_rows} rows)")

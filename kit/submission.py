@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from kit.atomic import atomic_write_text
 __all__ = [
     "FLOAT_FORMAT",
     "SubmissionError",
+    "check_ids",
     "read_submission",
     "validate_submission",
     "write_submission",
@@ -42,7 +44,9 @@ class SubmissionError(ValueError):
 
 
 def _listed(values: list) -> str:
-    """Formats up to five values, with a count of the rest."""
+    """Formats up to five values, with a count of the rest ("none" for no values)."""
+    if not values:
+        return "none"
     shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
     extra = len(values) - _MAX_LISTED
     return f"{shown} (and {extra} more)" if extra > 0 else shown
@@ -65,12 +69,84 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+IdHint = Callable[[list[str], list[str]], str]
+"""Given the missing and the extra ids, returns a sentence to append to the error (or "")."""
+
+
+def check_ids(
+    df: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    id_column: str,
+    source: str = "submission",
+    reference_name: str = "the sample",
+    hint: IdHint | None = None,
+) -> None:
+    """Checks the ids of ``df`` against those of ``reference``, naming every bad id.
+
+    Checks, in order: ``df`` has rows; no id is missing (empty); no id is duplicated; ids,
+    compared as strings, equal the reference's as sets (missing and extra ids are listed, up to
+    five each). Unlike :func:`validate_submission`, a wrong row count is reported by its ids.
+
+    Args:
+        df: The submission; must have ``id_column``.
+        reference: The frame whose ids are expected (a sample submission or a solution).
+        id_column: Name of the id column.
+        source: Where ``df`` comes from; every message starts with it.
+        reference_name: How messages name ``reference``, e.g. ``"the solution"``.
+        hint: Optional explanation appended to an id-mismatch message.
+
+    Raises:
+        SubmissionError: Describing the first failed check.
+        ValueError: If ``id_column`` is not a column of both frames.
+    """
+    df = _check_frame("df", df)
+    reference = _check_frame("reference", reference)
+    for name, frame in (("df", df), ("reference", reference)):
+        if id_column not in frame.columns:
+            raise ValueError(
+                f"id_column={id_column!r} is not a column of {name}; its columns are "
+                f"{[str(c) for c in frame.columns]}. Pass the id column name."
+            )
+    if len(df) == 0:
+        raise SubmissionError(
+            f"{source}: has no rows (only a header); expected {len(reference)} rows, one per id "
+            f"of {reference_name}."
+        )
+    ids = df[id_column]
+    missing_values = np.flatnonzero(ids.isna().to_numpy())
+    if len(missing_values):
+        raise SubmissionError(
+            f"{source}: id column {id_column!r} has a missing value at row "
+            f"{int(missing_values[0])}."
+        )
+    id_strings = pd.Series(_id_strings(ids), dtype=object)
+    duplicated = id_strings.duplicated()
+    if duplicated.any():
+        duplicates = list(dict.fromkeys(id_strings[duplicated]))
+        raise SubmissionError(f"{source}: duplicate ids: {_listed(duplicates)}.")
+    expected = _id_strings(reference[id_column])
+    got = set(id_strings)
+    wanted = set(expected)
+    absent = [i for i in expected if i not in got]
+    extra = [i for i in id_strings if i not in wanted]
+    if absent or extra:
+        note = hint(absent, extra) if hint is not None else ""
+        raise SubmissionError(
+            f"{source}: ids do not match {reference_name} ({len(df)} rows, expected "
+            f"{len(reference)}); missing ids: {_listed(absent)}; extra ids: {_listed(extra)}."
+            f"{' ' + note if note else ''}"
+        )
+
+
 def validate_submission(
     df: pd.DataFrame,
     sample: pd.DataFrame,
     *,
     id_column: str,
     source: str = "submission",
+    upper: float | None = 1.0,
+    reference_name: str = "the sample",
 ) -> None:
     """Checks ``df`` against the competition's ``sample`` submission.
 
@@ -78,13 +154,16 @@ def validate_submission(
     the sample's (order free; missing and unknown columns are listed); the row count equals
     the sample's; ids are not missing and not duplicated; ids, compared as strings, equal the
     sample's as sets; no value is NaN; every value is a (non-boolean) number; every value is
-    in [0, 1].
+    in [0, ``upper``] (with ``upper=None``: finite and not negative).
 
     Args:
         df: The submission.
         sample: Kaggle's sample submission (defines the columns and ids).
         id_column: Name of the id column, e.g. ``"image"`` or ``"id"``.
         source: Where ``df`` comes from, e.g. a file name; every message starts with it.
+        upper: The largest value allowed; None where any non-negative value is (Kaggle rescales
+            each row of a per-class submission to sum 1).
+        reference_name: How messages name ``sample``, e.g. ``"the solution"`` when scoring.
 
     Raises:
         SubmissionError: Describing the first failed check precisely (row ids, columns, values).
@@ -93,6 +172,9 @@ def validate_submission(
     """
     df = _check_frame("df", df)
     sample = _check_frame("sample", sample)
+    if upper is not None and (isinstance(upper, bool) or not isinstance(upper, numbers.Real)
+                              or not upper > 0):
+        raise ValueError(f"upper must be a positive number or None; received upper={upper!r}.")
     if id_column not in sample.columns:
         raise ValueError(
             f"id_column={id_column!r} is not a column of the sample submission; its columns are "
@@ -111,12 +193,12 @@ def validate_submission(
     unknown_columns = [c for c in df.columns if c not in sample.columns]
     if missing_columns or unknown_columns:
         raise SubmissionError(
-            f"{source}: columns do not match the sample; missing columns: {missing_columns}; "
+            f"{source}: columns do not match {reference_name}; missing columns: {missing_columns}; "
             f"unknown columns: {unknown_columns}. Expected {expected} (in any order)."
         )
     if len(df) != len(sample):
         raise SubmissionError(
-            f"{source}: has {len(df)} rows but the sample has {len(sample)} rows."
+            f"{source}: has {len(df)} rows but {reference_name} has {len(sample)} rows."
         )
     ids = df[id_column]
     missing_ids = np.flatnonzero(ids.isna().to_numpy())
@@ -135,7 +217,7 @@ def validate_submission(
         wanted = set(sample_ids)
         extra = [i for i in id_strings if i not in wanted]
         raise SubmissionError(
-            f"{source}: ids do not match the sample; missing ids: {_listed(absent)}; "
+            f"{source}: ids do not match {reference_name}; missing ids: {_listed(absent)}; "
             f"extra ids: {_listed(extra)}."
         )
     value_columns = [c for c in expected if c != id_column]
@@ -162,12 +244,32 @@ def validate_submission(
                     f"column {column!r}; expected probabilities in [0, 1]."
                 )
     numeric = values.to_numpy(dtype=np.float64)
-    bad_rows, bad_cols = np.nonzero(~((numeric >= 0.0) & (numeric <= 1.0)))
+    if upper is None:
+        _check_non_negative(numeric, id_strings, value_columns, source)
+        return
+    bad_rows, bad_cols = np.nonzero(~((numeric >= 0.0) & (numeric <= upper)))
     if len(bad_rows):
         row, col = int(bad_rows[0]), int(bad_cols[0])
         raise SubmissionError(
             f"{source}: value {float(numeric[row, col])!r} for id {id_strings[row]!r} in column "
-            f"{value_columns[col]!r} is outside [0, 1]."
+            f"{value_columns[col]!r} is outside [0, {upper:g}]."
+        )
+
+
+def _check_non_negative(numeric: np.ndarray, ids: pd.Series, columns: list, source: str) -> None:
+    bad_rows, bad_cols = np.nonzero(~np.isfinite(numeric))
+    if len(bad_rows):
+        row, col = int(bad_rows[0]), int(bad_cols[0])
+        raise SubmissionError(
+            f"{source}: value {float(numeric[row, col])!r} for id {ids[row]!r} in column "
+            f"{columns[col]!r} is not finite; expected probabilities >= 0."
+        )
+    bad_rows, bad_cols = np.nonzero(numeric < 0.0)
+    if len(bad_rows):
+        row, col = int(bad_rows[0]), int(bad_cols[0])
+        raise SubmissionError(
+            f"{source}: value {float(numeric[row, col])!r} for id {ids[row]!r} in column "
+            f"{columns[col]!r} is negative; expected probabilities >= 0."
         )
 
 
@@ -210,6 +312,9 @@ def write_submission(
 def read_submission(path: Path, *, id_column: str) -> pd.DataFrame:
     """Reads a submission CSV, keeping the id column as strings.
 
+    In a value column holding some text, the cells that parse as numbers become numbers (the
+    text stays), so that :func:`validate_submission` names the cell that is not a number.
+
     Raises:
         SubmissionError: Naming the file, if it is missing, empty, not a parsable CSV, or has
             no ``id_column``.
@@ -229,4 +334,12 @@ def read_submission(path: Path, *, id_column: str) -> pd.DataFrame:
             f"{path}: id column {id_column!r} is missing; columns are "
             f"{[str(c) for c in df.columns]}."
         )
+    for column in df.columns:
+        series = df[column]
+        if column != id_column and not (pd.api.types.is_numeric_dtype(series)
+                                         or pd.api.types.is_bool_dtype(series)):
+            # one bad cell turns a whole CSV column into text: keep the numbers as numbers, so
+            # that validation names the cell that is not one
+            numbers_ = pd.to_numeric(series, errors="coerce")
+            df[column] = series.astype(object).where(numbers_.isna(), numbers_.astype(object))
     return df

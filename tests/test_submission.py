@@ -285,3 +285,58 @@ def test_read_keeps_numeric_looking_ids_as_strings(tmp_path: Path) -> None:
     df = read_submission(path, id_column="id")
     assert df["id"].tolist() == ["001", "2"]
     assert df["label"].tolist() == [0.5, 0.25]
+
+
+# -- ids checked first, unbounded values, mixed CSV columns (used by kit.scoring) ----------------
+
+
+def test_check_ids_names_missing_and_extra_ids_with_the_row_counts() -> None:
+    from kit.submission import check_ids
+
+    with pytest.raises(
+        SubmissionError,
+        match=r"^sub\.csv: ids do not match the solution \(2 rows, expected 3\); missing ids: "
+        r"'img_003\.jpg'; extra ids: none\. See the hint\.$",
+    ):
+        check_ids(_submission().iloc[:2], _sample(), id_column="image", source="sub.csv",
+                  reference_name="the solution", hint=lambda missing, extra: "See the hint.")
+    with pytest.raises(SubmissionError, match=r"^sub\.csv: has no rows \(only a header\); "
+                                              r"expected 3 rows, one per id of the sample\.$"):
+        check_ids(_submission().iloc[:0], _sample(), id_column="image", source="sub.csv")
+    with pytest.raises(ValueError, match=r"id_column='id' is not a column of df"):
+        check_ids(_submission(), _sample(), id_column="id")
+    check_ids(_submission(), _sample(), id_column="image")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (-0.01, r"value -0\.01 for id 'img_003\.jpg' in column 'NoF' is negative; expected "
+            r"probabilities >= 0\.$"),
+    (np.inf, r"value inf for id 'img_003\.jpg' in column 'NoF' is not finite"),
+])
+def test_unbounded_values_must_be_finite_and_not_negative(value: float, message: str) -> None:
+    df = _submission()
+    df.loc[2, "NoF"] = 7.5  # above 1 is fine without an upper bound (rows are rescaled)
+    validate_submission(df, _sample(), id_column="image", upper=None)
+    df.loc[2, "NoF"] = value
+    with pytest.raises(SubmissionError, match=rf"^sub\.csv: {message}"):
+        validate_submission(df, _sample(), id_column="image", source="sub.csv", upper=None)
+    with pytest.raises(ValueError, match=r"upper must be a positive number or None; received "
+                                         r"upper=0"):
+        validate_submission(df, _sample(), id_column="image", upper=0)
+
+
+def test_reference_name_appears_in_messages() -> None:
+    with pytest.raises(SubmissionError, match=r"has 2 rows but the solution has 3 rows\.$"):
+        validate_submission(_submission().iloc[:2], _sample(), id_column="image",
+                            reference_name="the solution")
+
+
+def test_read_names_the_text_cell_of_a_numeric_column(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("image,ALB,BET,NoF\nimg_001.jpg,0.8,0.1,0.1\nimg_002.jpg,0.7,high,0.2\n"
+                    "img_003.jpg,0.6,0.1,0.3\n")
+    df = read_submission(path, id_column="image")
+    assert df["BET"].tolist() == [0.1, "high", 0.1]
+    with pytest.raises(SubmissionError, match=r"non-numeric value 'high' for id 'img_002\.jpg' in "
+                                              r"column 'BET'"):
+        validate_submission(df, _sample(), id_column="image", source=str(path))
