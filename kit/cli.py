@@ -213,6 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         record(result.submission, score, competition=competition, submissions=paths.submissions)
         summary["local_score"] = score.to_dict()
         summary["local_score"]["baseline"] = _baseline(root, solution, competition)
+    from kit.report import write_report
+
+    summary["report"] = str(write_report(result.record))
     _print_run(summary)
     _write_json(args.json, summary)
     return 0
@@ -241,6 +244,7 @@ def _print_run(summary: dict) -> None:
         base = score["baseline"]
         print(f"local score: public {_fmt(score['public'])} (prior {_fmt(base['public'])}), "
               f"private {_fmt(score['private'])} (prior {_fmt(base['private'])})")
+    print(f"report: {summary['report']}")
     print(f"time: {summary['timings']['total']:.1f} s")
 
 
