@@ -1,0 +1,188 @@
+"""The probe results as text: a short terminal table and a Markdown report (pure functions)."""
+
+from __future__ import annotations
+
+from kit.probes.runner import ProbeReport
+
+__all__ = ["markdown_report", "summary_rows", "summary_table"]
+
+MAX_PAIRS = 20
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def summary_rows(report: ProbeReport) -> list[tuple[str, str, str, str]]:
+    """One ``(probe, figure, verdict, evidence)`` row per probe."""
+    s, d, g, a, t = (report.size, report.duplicates, report.groups, report.adversarial,
+                     report.attention)
+    pairs = "; ".join(f"{p.a} ~ {p.b} ({p.hash_distance} bits)" for p in d.pairs[:2])
+    comparison = g.comparison
+    group_figure = (f"strat {comparison.stratified_log_loss:.3f} / group "
+                    f"{comparison.group_log_loss:.3f}" if comparison else f"{g.n_groups} groups")
+    private = (f"private {_fmt(g.holdout.get('private'))}"
+               if g.holdout and g.holdout.get("private") is not None else "")
+    rows = [
+        ("size", f"gain {s.gain_nats:.3f} nats ({s.gain_percent:.1f}%), MI {s.mutual_information:.3f}",
+         "LEAK" if s.leak else "ok", "; ".join(s.evidence[:2]) or "no repeated sizes"),
+        ("duplicates", f"{len(d.pairs)} pairs, {d.cross_split} train/test",
+         "LEAK" if d.leak else "ok", pairs or "none"),
+        ("groups", group_figure, "LEAK" if g.leak else "ok",
+         f"{g.n_groups} groups; {private}".strip("; ")),
+        ("adversarial", f"AUC {a.auc:.3f} [{a.auc_low:.3f}, {a.auc_high:.3f}]",
+         "SHIFT" if a.leak else "ok",
+         f"{a.source}; " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                     next(x for x in a.sources if x.name == a.source)
+                                     .per_split.items())),
+        ("attention", (f"{t.share:.0%} in box (chance {t.chance:.0%})" if t.share is not None
+                       else "-"),
+         ("LEAK" if t.leak else "ok") if t.status == "measured" else "skipped",
+         t.reason or ", ".join(f"{c.label} {c.share:.0%}" for c in t.per_class)),
+    ]
+    return rows
+
+
+def summary_table(report: ProbeReport) -> str:
+    """A fixed-width table for the terminal."""
+    rows = summary_rows(report)
+    header = ("probe", "figure", "verdict", "evidence")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[i].ljust(widths[i]) for i in range(3)]
+        lines.append("  ".join([*cells, row[3]]))
+    return "\n".join(lines)
+
+
+def _size_section(report: ProbeReport) -> list[str]:
+    s = report.size
+    classes = [k for k in s.table[0] if k not in ("size", "n")] if s.table else []
+    lines = [
+        "## 1. Image size", "",
+        f"Verdict: **{s.verdict()}**", "",
+        f"- Mutual information between size and class: {s.mutual_information:.4f} nats "
+        f"(mean under shuffled labels {s.mutual_information_null:.4f}; permutation p = "
+        f"{s.mi_p_value:.4g}, {s.n_permutations} permutations).",
+        f"- Metadata-only model (size -> class, {s.n_folds}-fold CV): log loss "
+        f"{s.metadata_log_loss:.4f} vs class prior {s.prior_log_loss:.4f}: gain "
+        f"{s.gain_nats:.4f} nats ({s.gain_percent:.1f}%), {s.gain_interval.level:.0%} "
+        f"interval [{s.gain_interval.low:.4f}, {s.gain_interval.high:.4f}].",
+        f"- {s.n_sizes} distinct sizes among {s.n_train} training images.", "",
+        "| size | n | " + " | ".join(classes) + " |",
+        "|---|---|" + "---|" * len(classes),
+    ]
+    for row in s.table:
+        lines.append(f"| {row['size']} | {row['n']} | "
+                     + " | ".join(str(row[c]) for c in classes) + " |")
+    lines += ["", "Train/test size shift:", ""]
+    for shift in s.shift:
+        unseen = ", ".join(f"{k} ({v})" for k, v in list(shift.unseen_sizes.items())[:6])
+        lines.append(f"- {shift.split}: {shift.n_unseen} of {shift.n_images} images "
+                     f"({shift.unseen_share:.0%}) have a size never seen in train"
+                     + (f": {unseen}" if unseen else ""))
+    return [*lines, ""]
+
+
+def _duplicates_section(report: ProbeReport) -> list[str]:
+    d = report.duplicates
+    th = d.thresholds
+    lines = [
+        "## 2. Near-duplicates", "",
+        f"Verdict: **{d.verdict()}**", "",
+        f"- Thresholds measured on {th.n_copies} simulated copies (resized, recompressed, "
+        f"brightened): perceptual-hash distance <= {th.hash_bound} bits and thumbnail distance "
+        f"<= {th.pixel_bound:.4f} catch at least {th.recall:.0%} of copies with "
+        f"{th.level:.0%} confidence.",
+        f"- {len(d.pairs)} pairs: {d.within_train} within train, {d.within_test} within test, "
+        f"{d.cross_split} across train/test.",
+    ]
+    if d.train_pairs_split_by_stratified_folds is not None:
+        lines.append(f"- Stratified folds would split {d.train_pairs_split_by_stratified_folds} "
+                     "within-train pairs; the inferred groups keep every pair in one fold.")
+    if d.pairs:
+        lines += ["", "| a | b | kind | hash bits | thumbnail distance |", "|---|---|---|---|---|"]
+        lines += [f"| {p.a} | {p.b} | {p.kind} | {p.hash_distance} | {p.pixel_distance:.4f} |"
+                  for p in d.pairs[:MAX_PAIRS]]
+        if len(d.pairs) > MAX_PAIRS:
+            lines.append(f"\n({len(d.pairs) - MAX_PAIRS} more pairs in the JSON)")
+    return [*lines, ""]
+
+
+def _groups_section(report: ProbeReport) -> list[str]:
+    g = report.groups
+    lines = ["## 3. Groups", "", f"Verdict: **{g.verdict()}**", "",
+             f"- {g.n_groups} groups written to `{g.groups_file}` (for `run --folds group`).",
+             "- Size blocks split by colour: " + ", ".join(
+                 f"{b.block} -> {b.n_clusters}" + (f" (p={b.p_value:.3g})" if b.p_value is not None
+                                                   else "") for b in g.blocks) + "."]
+    if g.agreement is not None:
+        lines.append(f"- Agreement with the true boats (adjusted Rand index): {g.agreement:.3f}.")
+    if g.merged_by_duplicates:
+        lines.append(f"- {g.merged_by_duplicates} merges so near-duplicates share a group.")
+    c = g.comparison
+    if c is not None:
+        lines += [
+            f"- Model: logistic regression (C={c.regularization:g}) on {c.feature_source}.",
+            f"- Stratified CV log loss {c.stratified_log_loss:.4f} ({c.n_stratified_folds} "
+            f"folds), group CV {c.group_log_loss:.4f} ({c.n_group_folds} folds), class prior "
+            f"{c.prior_log_loss:.4f}.",
+            f"- Optimism of stratified CV: {c.optimism.estimate:.4f} nats, "
+            f"{c.optimism.level:.0%} interval [{c.optimism.low:.4f}, {c.optimism.high:.4f}] "
+            f"(bootstrap over groups); sign-flip test over groups p = {c.p_value:.3g}.",
+        ]
+    if g.holdout:
+        lines.append(f"- Same model on the test set: public {_fmt(g.holdout['public'])}, "
+                     f"private {_fmt(g.holdout['private'])} (class prior "
+                     f"{_fmt(g.holdout['prior_public'])} / {_fmt(g.holdout['prior_private'])}); "
+                     f"closer to private: {g.closer_to_private} CV.")
+    if g.note:
+        lines.append(f"- {g.note}")
+    return [*lines, ""]
+
+
+def _adversarial_section(report: ProbeReport) -> list[str]:
+    a = report.adversarial
+    lines = ["## 4. Adversarial validation", "", f"Verdict: **{a.verdict()}**", "",
+             f"- Features: {a.feature_source}.", "",
+             f"- Verdict per source: permutation test ({a.n_permutations} shuffles of the "
+             f"train/test labels) at alpha / {len(a.sources)}; intervals are DeLong's.", "",
+             "| source | features | AUC | interval | permutation p | per test split |",
+             "|---|---|---|---|---|---|"]
+    for s in a.sources:
+        per = ", ".join(f"{k} {v:.3f}" for k, v in s.per_split.items())
+        lines.append(f"| {s.name} | {s.n_features} | {s.auc.auc:.3f} | "
+                     f"[{s.auc.low:.3f}, {s.auc.high:.3f}] | {s.p_value:.3g} | {per} |")
+    lines += ["", f"Most test-like training images ({a.source}, out of fold):", ""]
+    lines += [f"- {p}: score {v:.3f}" for p, v in a.most_test_like]
+    return [*lines, ""]
+
+
+def _attention_section(report: ProbeReport) -> list[str]:
+    t = report.attention
+    lines = ["## 5. Attention (class activation maps in the fish box)", "",
+             f"Verdict: **{t.verdict()}**", ""]
+    if t.status == "measured":
+        lines += ["| class | images | CAM share in box | chance (box area) | excess interval |",
+                  "|---|---|---|---|---|"]
+        for c in t.per_class:
+            interval = (f"[{c.excess.low:+.3f}, {c.excess.high:+.3f}]" if c.excess else "n/a")
+            lines.append(f"| {c.label} | {c.n_images} | {c.share:.3f} | {c.chance:.3f} | "
+                         f"{interval} |")
+        lines += ["", "Lowest shares: " + ", ".join(f"{p} ({s:.2f})" for p, s in t.lowest)]
+    return [*lines, ""]
+
+
+def markdown_report(report: ProbeReport) -> str:
+    """The full report as Markdown."""
+    lines = [
+        f"# Leakage report: {report.competition}", "",
+        f"Data: `{report.root}` ({report.n_train} train, {report.n_test} test images); run: "
+        f"{report.run_id or 'none'}; alpha = {report.settings.alpha}.", "",
+        "```", summary_table(report), "```", "",
+    ]
+    lines += _size_section(report) + _duplicates_section(report) + _groups_section(report)
+    lines += _adversarial_section(report) + _attention_section(report)
+    lines += ["## Unreadable images", ""]
+    lines += ([f"- {u.path}: {u.reason}" for u in report.unreadable] or ["None."])
+    return "\n".join(lines) + "\n"

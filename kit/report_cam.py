@@ -1,0 +1,132 @@
+"""Class activation maps of a finished run's own heads on its out-of-fold images.
+
+Each training image is explained by the head of the fold that held it out (so the map shows
+what a model that never saw the image looks at), over the cached features of the plain pass
+(the first TTA variant). Heads are rebuilt from the run record's recipe and the fold's weights.
+The maps themselves are the attention probe's (`kit.probes.attention.grad_cam`), so the report
+and `python -m kit probe` show the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kit.features import FeatureKey, FeatureStore
+from kit.heads import HeadConfig, head_registry
+from kit.images import UnreadableImageError, file_digest
+from kit.report_data import RunData
+
+
+class CamUnavailableError(ValueError):
+    """Maps cannot be computed for this run (the reason says why and what to do)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCams:
+    """Maps (n, h, w), each scaled to [0, 1], of the predicted class of OOF rows `rows`."""
+
+    rows: tuple[int, ...]
+    maps: np.ndarray
+
+    def map_of(self, row: int) -> np.ndarray:
+        return self.maps[self.rows.index(row)]
+
+
+def feature_store(data: RunData) -> FeatureStore:
+    """The cache the run read its plain-pass features from."""
+    record, config = data.record, data.record["config"]
+    key = FeatureKey(backbone=record["backbone"]["name"], weights=record["backbone"]["weights"],
+                     input_size=tuple(config["input_size"]),
+                     preprocess=record["backbone"]["preprocess"],
+                     variant=config["tta_variants"][0])
+    return FeatureStore(data.work_dir / "features", key)
+
+
+def load_head(weights_file: Path, *, head: str, feature_shape: tuple[int, ...], n_classes: int,
+              config: HeadConfig) -> Any:
+    """Rebuild a trained head from the registry and load its `model.weights.h5`.
+
+    Raises:
+        FileNotFoundError: If `weights_file` does not exist.
+        ValueError: If the weights do not fit the rebuilt head (another recipe or shape).
+    """
+    weights_file = Path(weights_file)
+    if not weights_file.is_file():
+        raise FileNotFoundError(
+            f"head weights {weights_file} do not exist; re-run the same `python -m kit run` "
+            "command to train the fold again"
+        )
+    model = head_registry().get(head)(tuple(feature_shape), n_classes, config)
+    try:
+        model.load_weights(str(weights_file))
+    except (ValueError, OSError, KeyError) as error:
+        raise ValueError(
+            f"cannot load head weights {weights_file} into a {head} head over features "
+            f"{tuple(feature_shape)} with {config}: {error}"
+        ) from error
+    return model
+
+
+def _scaled(maps: np.ndarray) -> np.ndarray:
+    peak = maps.reshape(len(maps), -1).max(axis=1) if len(maps) else np.zeros(0)
+    return (maps / np.where(peak > 0, peak, 1.0)[:, None, None]).astype(np.float32)
+
+
+def compute_cams(data: RunData, rows: list[int]) -> RunCams:
+    """Grad-CAM maps of the predicted class for OOF rows `rows`, each by its own fold's head.
+
+    Raises:
+        CamUnavailableError: The run folder, the data, the folds, the features or the head
+            weights are gone, or the features have no spatial axes.
+    """
+    from kit.probes.attention import grad_cam
+
+    if data.oof is None or data.folds is None or data.data_root is None:
+        raise CamUnavailableError("needs oof.csv, folds.csv and the dataset; missing: "
+                                  + "; ".join(data.missing.values()))
+    store = feature_store(data)
+    fold_of = dict(zip(data.folds["id"].astype(str), data.folds["fold"].astype(int),
+                       strict=True))
+    config = data.record["config"]
+    seed = int((config.get("seeds") or [config["recipe"]["seed"]])[0])
+    recipe = config["recipe"]
+    predicted = data.oof[data.classes].to_numpy(dtype=np.float64).argmax(axis=1)
+    digests, by_fold = {}, {}
+    for row in rows:
+        path = str(data.oof["path"].iloc[row])
+        if path not in fold_of:
+            raise CamUnavailableError(f"{path} is in oof.csv but not in folds.csv")
+        try:
+            digests[row] = file_digest(data.data_root / path)
+        except UnreadableImageError as error:
+            raise CamUnavailableError(f"the image of {path} is gone: {error}") from error
+        by_fold.setdefault(fold_of[path], []).append(row)
+    absent = store.missing(list(digests.values()))
+    if absent:
+        raise CamUnavailableError(
+            f"{len(absent)} images have no cached features in {store.folder}; re-run the same "
+            "`python -m kit run` command to compute them"
+        )
+    maps: dict[int, np.ndarray] = {}
+    for fold, fold_rows in sorted(by_fold.items()):
+        features = store.get([digests[r] for r in fold_rows])
+        weights = data.run_dir / f"seed{seed}" / f"fold{fold}" / "model.weights.h5"
+        try:
+            head = load_head(weights, head=recipe["head"], feature_shape=features.shape[1:],
+                             n_classes=len(data.classes),
+                             config=HeadConfig(pooling=recipe["pooling"],
+                                               hidden=int(recipe["hidden"]),
+                                               dropout=float(recipe["dropout"])))
+            cams = grad_cam(head, features, predicted[fold_rows])
+        except (FileNotFoundError, ValueError, TypeError, KeyError) as error:
+            raise CamUnavailableError(
+                f"cannot compute maps with the {recipe['head']!r} head of fold {fold}: {error}"
+            ) from error
+        maps.update(zip(fold_rows, _scaled(cams), strict=True))
+    ordered = tuple(rows)
+    return RunCams(rows=ordered, maps=np.stack([maps[r] for r in ordered]) if ordered
+                   else np.zeros((0, 1, 1), np.float32))
