@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kit.registry import Registry
@@ -68,3 +69,28 @@ def head_registry() -> Registry[HeadBuilder]:
     registry: Registry[HeadBuilder] = Registry("head")
     registry.register("dense", build_dense_head)
     return registry
+
+
+def load_head(weights_file: Path, *, head: str, feature_shape: tuple[int, ...], n_classes: int,
+              config: HeadConfig) -> Any:
+    """Rebuild a trained head from the registry and load its `model.weights.h5`.
+
+    Raises:
+        FileNotFoundError: If `weights_file` does not exist.
+        ValueError: If the weights do not fit the rebuilt head (another recipe or shape).
+    """
+    weights_file = Path(weights_file)
+    if not weights_file.is_file():
+        raise FileNotFoundError(
+            f"head weights {weights_file} do not exist; re-run the same `python -m kit run` "
+            "command to train the fold again"
+        )
+    model = head_registry().get(head)(tuple(feature_shape), n_classes, config)
+    try:
+        model.load_weights(str(weights_file))
+    except (ValueError, OSError, KeyError) as error:
+        raise ValueError(
+            f"cannot load head weights {weights_file} into a {head} head over features "
+            f"{tuple(feature_shape)} with {config}: {error}"
+        ) from error
+    return model

@@ -10,13 +10,11 @@ and `python -m kit probe` show the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from kit.features import FeatureKey, FeatureStore
-from kit.heads import HeadConfig, head_registry
+from kit.heads import HeadConfig, load_head
 from kit.images import UnreadableImageError, file_digest
 from kit.report_data import RunData
 
@@ -44,31 +42,6 @@ def feature_store(data: RunData) -> FeatureStore:
                      preprocess=record["backbone"]["preprocess"],
                      variant=config["tta_variants"][0])
     return FeatureStore(data.work_dir / "features", key)
-
-
-def load_head(weights_file: Path, *, head: str, feature_shape: tuple[int, ...], n_classes: int,
-              config: HeadConfig) -> Any:
-    """Rebuild a trained head from the registry and load its `model.weights.h5`.
-
-    Raises:
-        FileNotFoundError: If `weights_file` does not exist.
-        ValueError: If the weights do not fit the rebuilt head (another recipe or shape).
-    """
-    weights_file = Path(weights_file)
-    if not weights_file.is_file():
-        raise FileNotFoundError(
-            f"head weights {weights_file} do not exist; re-run the same `python -m kit run` "
-            "command to train the fold again"
-        )
-    model = head_registry().get(head)(tuple(feature_shape), n_classes, config)
-    try:
-        model.load_weights(str(weights_file))
-    except (ValueError, OSError, KeyError) as error:
-        raise ValueError(
-            f"cannot load head weights {weights_file} into a {head} head over features "
-            f"{tuple(feature_shape)} with {config}: {error}"
-        ) from error
-    return model
 
 
 def _scaled(maps: np.ndarray) -> np.ndarray:

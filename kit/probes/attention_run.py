@@ -25,14 +25,13 @@ __all__ = ["run_attention"]
 
 
 def _head(run: FinishedRun, feature_shape: tuple[int, ...], n_classes: int, weights: Path):
-    from kit.heads import HeadConfig, head_registry
+    from kit.heads import HeadConfig, load_head
 
     recipe = run.recipe
     config = HeadConfig(pooling=recipe["pooling"], hidden=recipe["hidden"],
                         dropout=recipe["dropout"])
-    model = head_registry().get(recipe["head"])(feature_shape, n_classes, config)
-    model.load_weights(str(weights))
-    return model
+    return load_head(weights, head=recipe["head"], feature_shape=feature_shape,
+                     n_classes=n_classes, config=config)
 
 
 def run_attention(run: FinishedRun | None, train: pd.DataFrame, competition: Competition,
