@@ -109,6 +109,7 @@ class ResolvedWeights:
     kind: str
     path: Path | None
     identity: str
+    seed: int = 0  # initialisation seed; decides the weights when kind is none
 
 
 def keras_cache_candidates(file_name: str) -> tuple[Path, ...]:
@@ -146,7 +147,7 @@ def resolve_weights(backbone: Backbone, weights: str, *, seed: int) -> ResolvedW
     if not isinstance(weights, str) or not weights:
         raise ValueError(f"weights must be imagenet, none or a file path; received {weights!r}")
     if weights == "none":
-        return ResolvedWeights(kind="none", path=None, identity=f"none-seed{seed}")
+        return ResolvedWeights(kind="none", path=None, identity=f"none-seed{seed}", seed=seed)
     if weights == "imagenet":
         if backbone.imagenet_file is None:
             raise ValueError(
@@ -198,9 +199,13 @@ def build_model(backbone: Backbone, weights: ResolvedWeights, size: tuple[int, i
     """Build the conv base (no top) with its weights loaded; input (height, width, 3)."""
     from kit.tf_runtime import keras
 
+    from kit.tf_runtime import set_seed
+
     k = keras()
     width, height = check_input_size(backbone, size)
     shape = (height, width, 3)
+    if weights.kind == "none":
+        set_seed(weights.seed)  # random weights are part of the cache key: make them repeatable
     if backbone.keras_name is None:
         model = build_demo_cnn(shape)
     else:

@@ -93,3 +93,13 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path: Path):
     demo = get_backbone("demo_cnn")
     with pytest.raises(ValueError, match="cannot load weights file .*bad.weights.h5"):
         build_model(demo, resolve_weights(demo, str(bad), seed=0), (32, 32))
+
+
+def test_random_weights_are_repeatable_for_a_seed():
+    demo = get_backbone("demo_cnn")
+    first = build_model(demo, resolve_weights(demo, "none", seed=4), (32, 32)).get_weights()
+    build_model(demo, resolve_weights(demo, "none", seed=9), (32, 32))  # moves the global RNG
+    again = build_model(demo, resolve_weights(demo, "none", seed=4), (32, 32)).get_weights()
+    other = build_model(demo, resolve_weights(demo, "none", seed=5), (32, 32)).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], other[0])
