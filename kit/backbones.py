@@ -197,9 +197,7 @@ def build_demo_cnn(input_shape: tuple[int, int, int]) -> Any:
 
 def build_model(backbone: Backbone, weights: ResolvedWeights, size: tuple[int, int]) -> Any:
     """Build the conv base (no top) with its weights loaded; input (height, width, 3)."""
-    from kit.tf_runtime import keras
-
-    from kit.tf_runtime import set_seed
+    from kit.tf_runtime import keras, set_seed
 
     k = keras()
     width, height = check_input_size(backbone, size)

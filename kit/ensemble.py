@@ -19,7 +19,7 @@ from kit.atomic import atomic_path, atomic_write_text
 from kit.executors import Executor, LocalExecutor
 from kit.heads import HeadBuilder, HeadConfig
 from kit.metrics import log_loss
-from kit.train import TrainConfig, fit_head, predict
+from kit.train import HeadTrainer, TrainConfig, predict
 from kit.tta import average
 
 
@@ -81,8 +81,12 @@ def _tta_predict(model, arrays: dict[str, np.ndarray], variants: Sequence[str],
 
 
 def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: HeadConfig,
-             train: TrainConfig) -> FoldResult:
-    """Train one (seed, fold) and predict its validation rows and the test set, with TTA."""
+             train: TrainConfig, trainer: HeadTrainer | None = None) -> FoldResult:
+    """Train one (seed, fold) and predict its validation rows and the test set, with TTA.
+
+    `trainer` (optional) is shared by the folds of one process so Keras traces the head once;
+    an engine running folds elsewhere leaves it out and each call builds its own.
+    """
     done = task.folder / "done.json"
     if done.is_file():
         meta = json.loads(done.read_text())
@@ -95,12 +99,9 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
     n = len(data.y_train)
     train_index = np.setdiff1d(np.arange(n), task.val_index)
     plain = data.variants[0]
-    feature_shape = data.x_train[plain].shape[1:]
-    fit = fit_head(
-        lambda: build(feature_shape, data.n_classes, head),
-        data.x_train[plain][train_index], data.y_train[train_index],
-        n_classes=data.n_classes, config=replace(train, seed=task.seed * 1000 + task.fold),
-    )
+    trainer = trainer or head_trainer(data, build, head)
+    fit = trainer.fit(data.x_train[plain][train_index], data.y_train[train_index],
+                      config=replace(train, seed=task.seed * 1000 + task.fold))
     oof = _tta_predict(fit.model, data.x_train, data.variants, task.val_index)
     test = (_tta_predict(fit.model, data.x_test, data.variants)
             if len(next(iter(data.x_test.values()))) else np.zeros((0, data.n_classes)))
@@ -118,6 +119,12 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
     return FoldResult(fold=task.fold, seed=task.seed, val_index=task.val_index, oof=oof,
                       test=test, log_loss=score, best_epoch=fit.best_epoch, seconds=seconds,
                       resumed=False)
+
+
+def head_trainer(data: EnsembleData, build: HeadBuilder, head: HeadConfig) -> HeadTrainer:
+    """A trainer of `build` heads over the plain-variant feature shape of `data`."""
+    feature_shape = data.x_train[data.variants[0]].shape[1:]
+    return HeadTrainer(lambda: build(feature_shape, data.n_classes, head), n_classes=data.n_classes)
 
 
 def cross_validate(
@@ -142,9 +149,11 @@ def cross_validate(
                  val_index=np.flatnonzero(folds == k))
         for s in seeds for k in np.unique(folds)
     ]
-    fn = functools.partial(run_fold, data=data, build=build, head=head,
-                           train=train)
-    results = (executor or LocalExecutor()).map(fn, tasks)
+    executor = executor or LocalExecutor()
+    shared = {"trainer": head_trainer(data, build, head)} if isinstance(
+        executor, LocalExecutor) else {}
+    fn = functools.partial(run_fold, data=data, build=build, head=head, train=train, **shared)
+    results = executor.map(fn, tasks)
     oof = np.zeros((len(data.y_train), data.n_classes))
     for result in results:
         oof[result.val_index] += result.oof / len(seeds)

@@ -90,3 +90,21 @@ def test_seeds_average(tmp_path: Path):
 def test_executor_registry():
     assert isinstance(executor_registry().get("local")(), LocalExecutor)
     assert LocalExecutor().map(lambda x: x * 2, [1, 2]) == [2, 4]
+
+
+def test_a_reused_trainer_fits_exactly_like_a_fresh_model():
+    from kit.train import HeadTrainer, fit_head, predict
+
+    data = _data(n=45)
+    x, y = data.x_train["plain"], data.y_train
+
+    def build():
+        return build_dense_head(x.shape[1:], 3, HeadConfig(hidden=8, dropout=0.3))
+
+    trainer = HeadTrainer(build, n_classes=3)
+    trainer.fit(x[:30], y[:30], config=CONFIG)  # a first fold changes weights, optimizer, RNG
+    reused = trainer.fit(x[15:], y[15:], config=CONFIG)
+    reused_probs = predict(reused.model, x)
+    fresh = fit_head(build, x[15:], y[15:], n_classes=3, config=CONFIG)
+    assert reused.history["loss"] == pytest.approx(fresh.history["loss"], rel=1e-5)
+    assert np.allclose(reused_probs, predict(fresh.model, x), atol=1e-6)
