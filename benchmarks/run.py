@@ -42,7 +42,7 @@ from _common import (  # also puts the repository root on sys.path
 )
 
 from kit.backbones import build_model, get_backbone, preprocess_function, resolve_weights
-from kit.ensemble import EnsembleData, FoldResult, FoldTask, run_fold
+from kit.ensemble import EnsembleData, FoldResult, FoldTask, head_trainer, run_fold
 from kit.features import FeatureKey, FeatureStore, compiled_forward, decoded_batches, extract
 from kit.folds import assign_folds
 from kit.heads import HeadConfig, head_registry
@@ -50,7 +50,7 @@ from kit.images import file_digest, load_image, resize
 from kit.metrics import log_loss
 from kit.registry import Registry, UnknownNameError
 from kit.tf_runtime import ONEDNN_DEFAULT, ONEDNN_ENV, set_seed
-from kit.train import TrainConfig, fit_head
+from kit.train import HeadTrainer, TrainConfig, fit_head
 
 SEED = 0
 WORKER_FLAG = "--_onednn-worker"
@@ -165,6 +165,7 @@ class Arm:
         self.extract_seconds = 0.0
         self.folds: list[FoldResult] = []
         self.oof = np.zeros((n_rows, n_classes))
+        self.trainer: HeadTrainer | None = None  # one per arm, as kit.ensemble.cross_validate
 
     def extract(self, case: KFoldCase, name: str, part: slice = slice(None)) -> None:
         """Extract the images `part` into the store `name` (timed on this arm's clock)."""
@@ -180,9 +181,15 @@ class Arm:
         """Train and predict one fold on features `x` (timed on this arm's clock)."""
         task = FoldTask(fold=fold, seed=SEED, folder=self.folder / "cv" / f"fold{fold}",
                         val_index=np.flatnonzero(case.folds == fold))
-        result = self.clock.run(lambda: run_fold(
-            task, data=_ensemble_data(case, x), build=head_registry().get("dense"),
-            head=case.config.head, train=case.config.train))
+        data, build = _ensemble_data(case, x), head_registry().get("dense")
+
+        def fold() -> FoldResult:
+            if self.trainer is None:
+                self.trainer = head_trainer(data, build, case.config.head)
+            return run_fold(task, data=data, build=build, head=case.config.head,
+                            train=case.config.train, trainer=self.trainer)
+
+        result = self.clock.run(fold)
         self.oof[result.val_index] = result.oof
         self.folds.append(result)
 
