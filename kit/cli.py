@@ -213,12 +213,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         record(result.submission, score, competition=competition, submissions=paths.submissions)
         summary["local_score"] = score.to_dict()
         summary["local_score"]["baseline"] = _baseline(root, solution, competition)
-    from kit.report import write_report
-
-    summary["report"] = str(write_report(result.record))
+    summary["report"] = _report(result.record, competition)
     _print_run(summary)
     _write_json(args.json, summary)
     return 0
+
+
+def _report(record: Path, competition: Competition) -> str | None:
+    """Write the run's HTML report; a failure is reported, never a reason to fail the run (the
+    submission and its record are already written)."""
+    from kit.report import write_report
+
+    try:
+        return str(write_report(record))
+    except (ValueError, KeyError, OSError) as error:
+        print(f"warning: the report was not written ({error}); the submission is complete. "
+              f"Retry with: python -m kit report {competition.name} {record.stem}",
+              file=sys.stderr)
+        return None
 
 
 def _baseline(root: Path, solution: Path, competition: Competition) -> dict:
@@ -244,7 +256,8 @@ def _print_run(summary: dict) -> None:
         base = score["baseline"]
         print(f"local score: public {_fmt(score['public'])} (prior {_fmt(base['public'])}), "
               f"private {_fmt(score['private'])} (prior {_fmt(base['private'])})")
-    print(f"report: {summary['report']}")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
     print(f"time: {summary['timings']['total']:.1f} s")
 
 

@@ -185,3 +185,17 @@ def test_killed_run_resumes_and_finishes_with_the_same_submission(env, tmp_path:
     b = pd.read_csv(resumed["submission"]).set_index("image")
     assert (a.index == b.index).all()
     assert (a - b).abs().to_numpy().max() < 1e-3
+
+
+def test_a_failing_report_does_not_fail_the_run(env, tmp_path: Path, monkeypatch, capsys):
+    def broken(record):
+        raise ValueError("plotting failed")
+
+    monkeypatch.setattr("kit.report.write_report", broken)
+    out_json = tmp_path / "run.json"
+    assert main(["run", CATS, *FAST, "--tta", "1", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["report"] is None and Path(result["submission"]).is_file()
+    err = capsys.readouterr().err
+    assert "the report was not written (plotting failed)" in err
+    assert "python -m kit report dogs-vs-cats-redux" in err
