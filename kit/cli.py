@@ -50,6 +50,18 @@ def _folds(text: str) -> int | str:
         ) from error
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(v) for v in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes comma-separated integers such as 0,1,2; received {text!r}"
+        ) from error
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds must not repeat a seed; received {text!r}")
+    return seeds
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", type=Path, metavar="DIR",
@@ -87,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "groups `kit probe` inferred")
     run.add_argument("--tta", type=int, metavar="N", help="test-time augmentation passes")
     run.add_argument("--seed", type=int, metavar="S", help="random seed")
+    run.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
+                     help="train every fold once per seed and average (K folds x seeds)")
     run.add_argument("--epochs", type=int, help="maximum epochs per fold")
     run.add_argument("--batch-size", type=int, help="batch size for features and heads")
     run.add_argument("--sample", type=int, metavar="N",
@@ -201,7 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     options = RunOptions(competition=competition,
                          data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
-                         recipe=recipe, paths=paths, sample=args.sample, groups_file=groups)
+                         recipe=recipe, paths=paths, sample=args.sample, groups_file=groups,
+                         seeds=args.seeds)
     result = run(options, log=print)
     summary = dict(result.summary)
     solution = _solution_for(args, root)

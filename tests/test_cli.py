@@ -199,3 +199,18 @@ def test_a_failing_report_does_not_fail_the_run(env, tmp_path: Path, monkeypatch
     err = capsys.readouterr().err
     assert "the report was not written (plotting failed)" in err
     assert "python -m kit report dogs-vs-cats-redux" in err
+
+
+def test_several_seeds_train_every_fold_per_seed(env, tmp_path: Path):
+    out_json = tmp_path / "run.json"
+    assert main(["run", CATS, *FAST, "--tta", "1", "--seeds", "0,1", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert sorted((f["seed"], f["fold"]) for f in result["fold_scores"]) == [
+        (s, k) for s in (0, 1) for k in range(3)]
+
+
+def test_bad_seeds_are_a_usage_error(env, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["run", CATS, "--demo", "--seeds", "0,x"])
+    assert caught.value.code == 2
+    assert "--seeds takes comma-separated integers" in capsys.readouterr().err
