@@ -227,7 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         score = score_file(result.submission, solution, competition)
         record(result.submission, score, competition=competition, submissions=paths.submissions)
         summary["local_score"] = score.to_dict()
-        summary["local_score"]["baseline"] = _baseline(root, solution, competition)
+        summary["local_score"]["baseline"] = _baseline(result.train_labels, solution,
+                                                        competition)
     summary["report"] = _report(result.record, competition)
     _print_run(summary)
     _write_json(args.json, summary)
@@ -248,13 +249,11 @@ def _report(record: Path, competition: Competition) -> str | None:
         return None
 
 
-def _baseline(root: Path, solution: Path, competition: Competition) -> dict:
-    from kit.layout import read_layout
+def _baseline(train_labels, solution: Path, competition: Competition) -> dict:
+    """What always predicting the run's training class prior scores on the solution."""
     from kit.scoring import prior_scores, read_solution
 
-    layout = read_layout(competition, root)
-    labels = [competition.classes.index(c) for c in layout.train["label"]]
-    return prior_scores(labels, read_solution(solution, competition), competition).to_dict()
+    return prior_scores(train_labels, read_solution(solution, competition), competition).to_dict()
 
 
 def _fmt(value: float | None) -> str:

@@ -69,6 +69,7 @@ class RunResult:
     submission: Path
     record: Path
     summary: dict
+    train_labels: np.ndarray  # class indexes of the training images the heads learned from
 
 
 def _digests(table: pd.DataFrame) -> list[str]:
@@ -365,7 +366,7 @@ class Run:
         record_path = out_dir / f"{run_id}.json"
         atomic_write_text(record_path, json.dumps(record, indent=2, default=str))
         return RunResult(run_id=run_id, submission=submission_path, record=record_path,
-                         summary={**summary, "record": str(record_path)})
+                         summary={**summary, "record": str(record_path)}, train_labels=labels)
 
 
 def run(options: RunOptions, *, log: Log = print) -> RunResult:

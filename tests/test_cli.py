@@ -88,6 +88,17 @@ def test_sample_runs_on_a_stratified_subset(env, tmp_path: Path):
                  "--json", str(out_json)]) == 0
     result = json.loads(out_json.read_text())
     assert result["n_train"] == 40 and result["n_test"] == 32
+    # the class-prior baseline is the prior of the 40 images the run trained on
+    from kit.competition import load_competition
+    from kit.scoring import prior_scores, read_solution
+
+    competition = load_competition(FISHERIES)
+    record = json.loads(Path(result["submission"]).with_suffix(".json").read_text())
+    labels = [competition.classes.index(c) for c in pd.read_csv(record["predictions"]["oof"])[
+        "label"]]
+    solution = read_solution(Path(record["data"]["root"]) / "solution.csv", competition)
+    expected = prior_scores(labels, solution, competition)
+    assert result["local_score"]["baseline"]["public"] == pytest.approx(expected.public)
 
 
 def test_unreadable_images_are_skipped_in_training_and_predicted_in_test(env, tmp_path: Path):
