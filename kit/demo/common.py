@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "JPEG_QUALITY",
@@ -146,6 +147,11 @@ def largest_remainder(total: int, weights: Sequence[float]) -> tuple[int, ...]:
     for i in order[: total - int(parts.sum())]:
         parts[i] += 1
     return tuple(int(p) for p in parts)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a demo CSV (no index, ``\\n`` line ends, so files are byte-identical everywhere)."""
+    frame.to_csv(path, index=False, lineterminator="\n")
 
 
 def encode_jpeg(rgb: np.ndarray) -> bytes:

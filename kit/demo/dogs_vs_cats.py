@@ -39,6 +39,7 @@ from kit.demo.common import (
     child_rng,
     encode_jpeg,
     prepare_out,
+    write_csv,
 )
 
 __all__ = [
@@ -146,10 +147,10 @@ def generate(out: Path, *, seed: int = 0, preset: str = "full") -> DemoSummary:
                      "width": size[0], "height": size[1]})
 
     ids = np.arange(1, config.n_test + 1)
-    _csv(pd.DataFrame({"id": ids, "label": 0.5}), out / "sample_submission.csv")
-    _csv(pd.DataFrame({"id": ids, "label": test_labels.astype(np.int64),
+    write_csv(pd.DataFrame({"id": ids, "label": 0.5}), out / "sample_submission.csv")
+    write_csv(pd.DataFrame({"id": ids, "label": test_labels.astype(np.int64),
                        "Usage": np.where(public, "Public", "Private")}), out / "solution.csv")
-    _csv(pd.DataFrame(rows), out / "demo_meta.csv")
+    write_csv(pd.DataFrame(rows), out / "demo_meta.csv")
     return DemoSummary(
         root=out, classes=CLASSES, n_train=2 * per_class,
         n_test=MappingProxyType({"test": config.n_test}), solution=out / "solution.csv",
@@ -185,10 +186,6 @@ def corpus(n: int, *, seed: int, size: tuple[int, int]) -> Corpus:
         images[i] = cv2.resize(_render(int(labels[i]), render, r), size,
                                interpolation=cv2.INTER_AREA)
     return Corpus(images=images, labels=labels, classes=CLASSES)
-
-
-def _csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False, lineterminator="\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from kit.demo.common import (
     encode_jpeg,
     largest_remainder,
     prepare_out,
+    write_csv,
 )
 
 __all__ = [
@@ -226,7 +227,7 @@ def generate(out: Path, *, seed: int = 0, preset: str = "full") -> DemoSummary:
 
     _write_submissions(out, meta)
     _write_annotations(out, meta)
-    _csv(meta, out / "demo_meta.csv")
+    write_csv(meta, out / "demo_meta.csv")
     n_test = {s: int((meta["split"] == s).sum()) for s in _SPLITS[1:]}
     return DemoSummary(
         root=out, classes=CLASSES, n_train=int((meta["split"] == "train").sum()),
@@ -333,10 +334,6 @@ def _plan(seed: int, config: DemoPreset) -> dict[str, list[tuple[str, int, int]]
 # Files.
 
 
-def _csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False, lineterminator="\n")
-
-
 def _write_submissions(out: Path, meta: pd.DataFrame) -> None:
     train = meta[meta["split"] == "train"]
     prior = [round(float((train["label"] == c).mean()), 6) for c in CLASSES]
@@ -351,14 +348,14 @@ def _write_submissions(out: Path, meta: pd.DataFrame) -> None:
             f[c] = p
         return f
 
-    _csv(frame(ids1), out / "sample_submission_stg1.csv")
-    _csv(frame(ids), out / "sample_submission_stg2.csv")
+    write_csv(frame(ids1), out / "sample_submission_stg1.csv")
+    write_csv(frame(ids), out / "sample_submission_stg2.csv")
     labels = list(stg1["label"]) + list(stg2["label"])
     solution = pd.DataFrame({"image": ids})
     for c in CLASSES:
         solution[c] = [int(label == c) for label in labels]
     solution["Usage"] = ["Public"] * len(stg1) + ["Private"] * len(stg2)
-    _csv(solution, out / "solution.csv")
+    write_csv(solution, out / "solution.csv")
 
 
 def _write_annotations(out: Path, meta: pd.DataFrame) -> None:
