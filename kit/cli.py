@@ -177,10 +177,12 @@ def _recipe(args: argparse.Namespace, competition: Competition):
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "backbone" in changes and changes["backbone"] != recipe.backbone:
-        changes.setdefault("input_size", None)
-        if recipe.weights == "demo":
-            changes.setdefault("weights", "none")
-    return dataclasses.replace(recipe, **changes)
+        changes.setdefault("input_size", None)  # the new backbone's own default size
+    recipe = dataclasses.replace(recipe, **changes)
+    from kit.pipeline import check_recipe
+
+    check_recipe(recipe)
+    return recipe
 
 
 def _solution_for(args: argparse.Namespace, root: Path | None) -> Path | None:
@@ -196,10 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     competition = load_competition(args.competition)
     paths = _paths(args)
-    recipe = _recipe(args, competition)
-    from kit.backbones import get_backbone
-
-    get_backbone(recipe.backbone)  # fail fast on a typo, before any data work
+    recipe = _recipe(args, competition)  # validated here, before any data work
     root = _data_root(args, competition, paths)
     groups = args.groups
     if args.folds == "group":

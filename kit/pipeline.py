@@ -117,6 +117,21 @@ def versions() -> dict[str, str]:
                                          "scikit-learn", "opencv-python-headless", "pillow")}}
 
 
+def check_recipe(recipe: Recipe) -> None:
+    """Reject recipe combinations that cannot run, before any data work.
+
+    Raises:
+        KeyError: an unknown backbone (close matches listed).
+        ValueError: `weights="demo"` (the demo base's pretrained weights) with another backbone.
+    """
+    get_backbone(recipe.backbone)
+    if recipe.weights == "demo" and recipe.backbone != "demo_cnn":
+        raise ValueError(
+            f"--weights demo is only for --backbone demo_cnn; received --backbone "
+            f"{recipe.backbone}. Pass --weights imagenet, none or PATH with it."
+        )
+
+
 class Run:
     """One `kit run`; each method is one stage of the pipeline."""
 
@@ -125,6 +140,7 @@ class Run:
         self.competition = options.competition
         self.recipe = options.recipe
         self.log = log
+        check_recipe(self.recipe)
         self.timings: dict[str, float] = {}
         self.backbone = get_backbone(self.recipe.backbone)
         self.input_size = check_input_size(
@@ -157,11 +173,6 @@ class Run:
     def resolve_weights(self) -> ResolvedWeights:
         weights = self.recipe.weights
         if weights == "demo":
-            if self.backbone.name != "demo_cnn":
-                raise ValueError(
-                    f"--weights demo is only for --backbone demo_cnn; received backbone "
-                    f"{self.backbone.name}"
-                )
             from kit.demo.pretrain import ensure_demo_weights
 
             start = time.perf_counter()

@@ -225,3 +225,10 @@ def test_bad_seeds_are_a_usage_error(env, capsys):
         main(["run", CATS, "--demo", "--seeds", "0,x"])
     assert caught.value.code == 2
     assert "--seeds takes comma-separated integers" in capsys.readouterr().err
+
+
+def test_demo_weights_with_another_backbone_is_an_error_not_a_fallback(env, capsys):
+    assert main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--backbone", "vgg16"]) == 2
+    err = capsys.readouterr().err
+    assert "--weights demo is only for --backbone demo_cnn; received --backbone vgg16" in err
+    assert "--weights imagenet, none or PATH" in err
