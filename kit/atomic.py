@@ -15,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
 
-# Temporary files are created 0600; the result gets the mode a plain open() would give.
-# The umask can only be read by setting it, so it is read once, at import.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+# Temporary files are created with mode 0o666, so the kernel applies the umask exactly as for a
+# plain open(); a replaced file's own mode is carried over.
+_NEW_FILE_MODE = 0o666
 
 
 def _check_path(path: object) -> Path:
@@ -44,12 +43,21 @@ def _check_path(path: object) -> Path:
     return path
 
 
-def _final_mode(path: Path) -> int:
-    """Mode for the new file: the replaced file's mode, else 0o666 minus the umask."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~_UMASK
+def _create_temp(parent: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """Create a new empty file beside the target (umask applied); return its fd and path."""
+    while True:
+        candidate = parent / f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _NEW_FILE_MODE)
+        except FileExistsError:
+            continue
+        return fd, candidate
+
+
+def _keep_mode(tmp: Path, path: Path) -> None:
+    """Give the temporary file the mode of the file it replaces, if there is one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
 
 
 def _remove_quietly(path: Path) -> None:
@@ -77,20 +85,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             "Use atomic_write_text for str."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path: Path | None = None
+    fd, tmp_path = _create_temp(path.parent, f".{path.name}.", ".tmp")
     try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, delete=False, prefix=f".{path.name}.", suffix=".tmp"
-        ) as tmp:
-            tmp_path = Path(tmp.name)
+        with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.chmod(tmp_path, _final_mode(path))
+        _keep_mode(tmp_path, path)
         os.replace(tmp_path, path)
     except BaseException:
-        if tmp_path is not None:
-            _remove_quietly(tmp_path)
+        _remove_quietly(tmp_path)
         raise
     return path
 
@@ -132,9 +136,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
     stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}.", suffix=f".tmp{suffix}")
+    fd, tmp_path = _create_temp(path.parent, f".{stem}.", f".tmp{suffix}")
     os.close(fd)
-    tmp_path = Path(name)
     try:
         yield tmp_path
         if not tmp_path.exists():
@@ -144,7 +147,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
             )
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp_path, _final_mode(path))
+        _keep_mode(tmp_path, path)
         os.replace(tmp_path, path)
     except BaseException:
         _remove_quietly(tmp_path)
