@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 COMPETITION_FILE = "competition.py"
 LABEL_SOURCES = ("folder", "filename_prefix")
@@ -93,6 +95,59 @@ class Recipe:
     batch_size: int = 32
     learning_rate: float = 1e-3
     patience: int = 5
+    # Training: loss and learning-rate schedule by name (kit.losses / kit.schedules, plus the
+    # competition's own `losses` and `schedules`).
+    loss: str = "categorical_crossentropy"
+    schedule: str = "plateau"
+    # metadata-merge head: image-table columns merged with the conv features ("size" is the
+    # image size, one-hot over the sizes seen in train).
+    metadata: tuple[str, ...] = ("size",)
+    # bbox and crop heads: weights of the class and box losses (box coordinates are in pixels
+    # of the input size, so the box loss is small-weighted, as in the fast.ai lesson).
+    class_loss_weight: float = 1.0
+    box_loss_weight: float = 0.001
+    # fcn head: its own (larger, non-square) input size, (width, height).
+    fcn_input_size: tuple[int, int] = (640, 360)
+    # --mode finetune: unfreeze the last `finetune_blocks` blocks of the base, train them at
+    # `base_lr_factor` times the head's learning rate, with these augmentations.
+    mode: str = "features"
+    finetune_blocks: int = 1
+    base_lr_factor: float = 0.1
+    augment: tuple[str, ...] = ("flip", "rotate", "zoom", "brightness")
+    # --pseudo-label THRESHOLD: confident test predictions join each fold's training data.
+    pseudo_label: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; received mode={self.mode!r}")
+        for name in ("class_loss_weight", "box_loss_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0; received {name}={value!r}")
+        if self.class_loss_weight == 0 and self.box_loss_weight == 0:
+            raise ValueError("class_loss_weight and box_loss_weight cannot both be 0")
+        if not isinstance(self.finetune_blocks, int) or self.finetune_blocks < 0:
+            raise ValueError("finetune_blocks must be an integer >= 0; received "
+                             f"finetune_blocks={self.finetune_blocks!r}")
+        if not isinstance(self.base_lr_factor, int | float) or not 0 < self.base_lr_factor <= 1:
+            raise ValueError("base_lr_factor must be in (0, 1]; received "
+                             f"base_lr_factor={self.base_lr_factor!r}")
+        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"augment names unknown augmentations {unknown}; choose from "
+                             f"{', '.join(AUGMENTATIONS)}")
+        if self.pseudo_label is not None and not (
+            isinstance(self.pseudo_label, int | float) and 0.5 <= self.pseudo_label < 1
+        ):
+            raise ValueError("pseudo_label must be a probability threshold in [0.5, 1), such as "
+                             f"0.9; received pseudo_label={self.pseudo_label!r}")
+        if isinstance(self.metadata, str) or not all(isinstance(c, str) for c in self.metadata):
+            raise TypeError("metadata must be a tuple of image-table column names such as "
+                            f"('size',); received metadata={self.metadata!r}")
+
+
+MODES = ("features", "finetune")
+AUGMENTATIONS = ("flip", "rotate", "zoom", "brightness")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +168,10 @@ class Competition:
         demo: importable module generating the demo dataset (`kit.demo.fisheries`), or None.
         annotations: folder of bounding-box JSON files relative to the data root, or None.
         image_suffixes: file suffixes read as images.
+        losses: custom losses by name, each a function `(y_true, y_pred) -> loss` written with
+            `keras.ops`; a recipe names one with `loss=`.
+        schedules: custom learning-rate schedules by name, each a function
+            `(epoch, lr) -> lr`; a recipe names one with `schedule=`.
     """
 
     name: str
@@ -128,6 +187,8 @@ class Competition:
     annotations: str | None = None
     train_folder: str = "train"
     image_suffixes: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+    losses: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    schedules: Mapping[str, Callable[[int, float], float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
@@ -149,6 +210,13 @@ class Competition:
                     f"sample submission {sample.file} names unknown test splits {unknown}; "
                     f"declared splits: {names}"
                 )
+        for kind, table in (("losses", self.losses), ("schedules", self.schedules)):
+            for key, fn in dict(table).items():
+                if not isinstance(key, str) or not callable(fn):
+                    raise TypeError(
+                        f"{kind} must map names to functions; received {key!r}: "
+                        f"{type(fn).__name__}"
+                    )
         sub = self.submission
         if sub.kind == "positive_class" and sub.positive_class not in self.classes:
             raise ValueError(
