@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kit.atomic import atomic_write_text
-from kit.competition import Competition, load_competition
+from kit.competition import MODES, Competition, load_competition
 from kit.paths import Paths
 
 EXIT_USAGE = 2
@@ -62,6 +62,15 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names; received {text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"names must not repeat; received {text!r}")
+    return names
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", type=Path, metavar="DIR",
@@ -92,7 +101,32 @@ def build_parser() -> argparse.ArgumentParser:
                                         "mobilenet_v3_small, efficientnet_b0, demo_cnn)")
     run.add_argument("--weights", help="imagenet, none, or PATH to a weights file")
     run.add_argument("--input-size", type=_size, metavar="WxH", help="e.g. 224x224")
-    run.add_argument("--head", help="head trained on cached features (dense)")
+    run.add_argument("--head", help="head trained on cached features: dense, metadata-merge, "
+                                    "bbox, fcn or crop")
+    run.add_argument("--heads", type=_names, metavar="H1,H2,...",
+                     help="train each head on the same folds and cached features and print one "
+                          "comparison table (CV, public, private, time)")
+    run.add_argument("--mode", choices=MODES,
+                     help="features (default: heads on cached features) or finetune (unfreeze "
+                          "the last blocks of the base; slow, no feature cache)")
+    run.add_argument("--finetune-blocks", type=int, metavar="N",
+                     help="with --mode finetune: how many of the base's last blocks to train")
+    run.add_argument("--base-lr-factor", type=float, metavar="F",
+                     help="with --mode finetune: the base's learning rate is F x the head's")
+    run.add_argument("--pseudo-label", type=float, metavar="THRESHOLD",
+                     help="retrain each fold with the test images its own model predicts with "
+                          "probability >= THRESHOLD (e.g. 0.9)")
+    run.add_argument("--loss", help="loss by name (categorical_crossentropy, label_smoothing, "
+                                    "focal, or the competition's own)")
+    run.add_argument("--schedule", help="learning-rate schedule by name (plateau, constant, "
+                                        "step, exponential, warmup, or the competition's own)")
+    run.add_argument("--metadata", type=_names, metavar="COL1,COL2",
+                     help="image-table columns the metadata-merge head uses (default: size)")
+    run.add_argument("--fcn-input-size", type=_size, metavar="WxH",
+                     help="input size of the fcn head, e.g. 640x360")
+    run.add_argument("--box-loss-weight", type=float, metavar="W",
+                     help="weight of the box loss of the bbox and crop heads (class loss: 1)")
+    run.add_argument("--learning-rate", type=float, metavar="LR", help="head learning rate")
     run.add_argument("--pooling", help="flatten, avg or max")
     run.add_argument("--folds", type=_folds, metavar="K|group",
                      help="number of stratified folds, or 'group' for group K-fold over the "
@@ -174,6 +208,11 @@ def _recipe(args: argparse.Namespace, competition: Competition):
         "head": args.head, "pooling": args.pooling,
         "folds": None if args.folds == "group" else args.folds, "tta": args.tta,
         "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
+        "mode": args.mode, "finetune_blocks": args.finetune_blocks,
+        "base_lr_factor": args.base_lr_factor, "pseudo_label": args.pseudo_label,
+        "loss": args.loss, "schedule": args.schedule, "metadata": args.metadata,
+        "fcn_input_size": args.fcn_input_size, "box_loss_weight": args.box_loss_weight,
+        "learning_rate": args.learning_rate,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "backbone" in changes and changes["backbone"] != recipe.backbone:
@@ -181,7 +220,13 @@ def _recipe(args: argparse.Namespace, competition: Competition):
     recipe = dataclasses.replace(recipe, **changes)
     from kit.pipeline import check_recipe
 
-    check_recipe(recipe)
+    if args.heads:
+        if args.head is not None:
+            raise ValueError("pass --head NAME or --heads H1,H2,... , not both")
+        for head in args.heads:
+            check_recipe(dataclasses.replace(recipe, head=head), competition)
+    else:
+        check_recipe(recipe, competition)
     return recipe
 
 
@@ -194,7 +239,7 @@ def _solution_for(args: argparse.Namespace, root: Path | None) -> Path | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from kit.pipeline import DataSource, RunOptions, run
+    from kit.pipeline import DataSource, RunOptions
 
     competition = load_competition(args.competition)
     paths = _paths(args)
@@ -216,9 +261,25 @@ def cmd_run(args: argparse.Namespace) -> int:
                          data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
                          recipe=recipe, paths=paths, sample=args.sample, groups_file=groups,
                          seeds=args.seeds)
+    solution = _solution_for(args, root)
+    if not args.heads:
+        summary = _run_one(options, solution, competition, paths)
+        _write_json(args.json, summary)
+        return 0
+    from kit.comparison import compare_heads
+
+    summary = compare_heads(options, args.heads,
+                            run_one=lambda o: _run_one(o, solution, competition, paths))
+    _write_json(args.json, summary)
+    return 0
+
+
+def _run_one(options, solution: Path | None, competition: Competition, paths: Paths) -> dict:
+    """One `kit run` with local scoring, the report and the printed summary."""
+    from kit.pipeline import run
+
     result = run(options, log=print)
     summary = dict(result.summary)
-    solution = _solution_for(args, root)
     if solution is not None:
         from kit.leaderboard import record
         from kit.scoring import score_file
@@ -230,8 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                         competition)
     summary["report"] = _report(result.record, competition)
     _print_run(summary)
-    _write_json(args.json, summary)
-    return 0
+    return summary
 
 
 def _report(record: Path, competition: Competition) -> str | None:
@@ -264,6 +324,8 @@ def _print_run(summary: dict) -> None:
           f"(class prior {summary['prior_log_loss']:.4f}, ratio {summary['cv_vs_prior']:.2f}); "
           f"clip {summary['clip']}")
     print(f"submission: {summary['submission']} ({summary['n_test']} rows)")
+    if summary.get("bbox_iou") is not None:
+        print(f"bbox: mean IoU {summary['bbox_iou']:.3f} of out-of-fold boxes")
     score = summary.get("local_score")
     if score:
         base = score["baseline"]

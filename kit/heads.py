@@ -1,6 +1,17 @@
 """Heads trained on cached conv features.
 
-A head is a builder `(feature_shape, n_classes, config) -> keras.Model`, registered by name.
+A head is a builder `(feature_shape, n_classes, config) -> keras.Model`, registered by name with
+what it needs (`HeadSpec`): the metadata input of `metadata-merge`, the box output of `bbox`,
+the larger input size of `fcn`. Every model's class output is the layer named `probs`; a box
+output, where there is one, is named `box` (x, y, width, height in pixels of the input size).
+
+| head | inputs | outputs | from the fisheries lessons |
+|---|---|---|---|
+| dense | feature map | probs | pooling -> Dense -> BN -> ReLU -> Dropout -> softmax |
+| metadata-merge | feature map, metadata | probs | the image size one-hot joins the pooled features |
+| bbox | feature map | probs, box | one model, two outputs, box loss masked where no box |
+| fcn | larger non-square feature map | probs | conv layers -> 1x1 conv per class (the CAM) -> GAP |
+| crop | (a bbox head, then a dense head on crops) | probs | see kit.crop |
 """
 
 from __future__ import annotations
@@ -22,8 +33,11 @@ class HeadConfig:
     pooling: str = "flatten"
     hidden: int = 256
     dropout: float = 0.5
+    meta_dim: int = 0  # width of the metadata input (metadata-merge)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.meta_dim, int) or self.meta_dim < 0:
+            raise ValueError(f"meta_dim must be an integer >= 0; received {self.meta_dim!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(
                 f"pooling must be one of {', '.join(POOLINGS)}; received pooling={self.pooling!r}"
@@ -39,35 +53,152 @@ class HeadConfig:
 HeadBuilder = Callable[[tuple[int, ...], int, HeadConfig], Any]
 
 
-def build_dense_head(feature_shape: tuple[int, ...], n_classes: int, config: HeadConfig) -> Any:
-    """Pooling (flatten, global average or global max) -> Dense -> BatchNorm -> Dropout -> softmax."""
+@dataclass(frozen=True, kw_only=True)
+class HeadSpec:
+    """A registered head: its builder and what the pipeline must feed it.
+
+    Args:
+        name: registry name (`--head NAME`).
+        build: `(feature_shape, n_classes, config) -> keras.Model`; None for a head the pipeline
+            composes from others (crop).
+        description: one line for `--help` and the comparison table.
+        meta: takes a second input `meta` (the encoded image-table columns).
+        boxes: has a second output `box` and needs bounding-box annotations.
+        input_size: `recipe` (the recipe's input size) or `fcn` (the recipe's `fcn_input_size`).
+        spatial: needs (h, w, c) feature maps, not pooled vectors.
+    """
+
+    name: str
+    build: HeadBuilder | None
+    description: str
+    meta: bool = False
+    boxes: bool = False
+    input_size: str = "recipe"
+    spatial: bool = False
+
+    def __call__(self, feature_shape: tuple[int, ...], n_classes: int, config: HeadConfig) -> Any:
+        if self.build is None:
+            raise ValueError(f"the {self.name} head is composed by the pipeline, not built alone")
+        return self.build(feature_shape, n_classes, config)
+
+
+def _k():
     from kit.tf_runtime import keras
 
-    k = keras()
-    inputs = k.Input(shape=tuple(feature_shape), name="features")
-    x = inputs
+    return keras()
+
+
+def _pool(k: Any, x: Any, feature_shape: tuple[int, ...], pooling: str, head: str) -> Any:
     if len(feature_shape) == 3:
-        x = {
+        return {
             "flatten": k.layers.Flatten(name="flatten"),
             "avg": k.layers.GlobalAveragePooling2D(name="avg_pool"),
             "max": k.layers.GlobalMaxPooling2D(name="max_pool"),
-        }[config.pooling](x)
-    elif len(feature_shape) != 1:
+        }[pooling](x)
+    if len(feature_shape) != 1:
         raise ValueError(
-            f"dense head takes (h, w, c) or (c,) features; received shape {feature_shape}"
+            f"{head} head takes (h, w, c) or (c,) features; received shape {feature_shape}"
         )
+    return x
+
+
+def _dense_block(k: Any, x: Any, config: HeadConfig) -> Any:
     x = k.layers.Dense(config.hidden, use_bias=False, name="dense")(x)
     x = k.layers.BatchNormalization(name="bn")(x)
     x = k.layers.ReLU(name="relu")(x)
-    x = k.layers.Dropout(config.dropout, name="dropout")(x)
+    return k.layers.Dropout(config.dropout, name="dropout")(x)
+
+
+def build_dense_head(feature_shape: tuple[int, ...], n_classes: int, config: HeadConfig) -> Any:
+    """Pooling (flatten, global average or global max) -> Dense -> BatchNorm -> Dropout -> softmax."""
+    k = _k()
+    inputs = k.Input(shape=tuple(feature_shape), name="features")
+    x = _dense_block(k, _pool(k, inputs, feature_shape, config.pooling, "dense"), config)
     outputs = k.layers.Dense(n_classes, activation="softmax", name="probs")(x)
     return k.Model(inputs, outputs, name="dense_head")
 
 
-def head_registry() -> Registry[HeadBuilder]:
-    """The registry of heads trainable on cached features."""
-    registry: Registry[HeadBuilder] = Registry("head")
-    registry.register("dense", build_dense_head)
+def build_metadata_merge_head(feature_shape: tuple[int, ...], n_classes: int,
+                              config: HeadConfig) -> Any:
+    """Pooled conv features concatenated with the metadata vector, then the dense layers.
+
+    As in the fast.ai fisheries lesson: the image size (one-hot) joins the image features
+    before the dense layers, so the head can use the size leak, and its value can be measured.
+    """
+    if config.meta_dim < 1:
+        raise ValueError("the metadata-merge head needs meta_dim >= 1 (the width of the encoded "
+                         f"metadata); received meta_dim={config.meta_dim}")
+    k = _k()
+    features = k.Input(shape=tuple(feature_shape), name="features")
+    meta = k.Input(shape=(config.meta_dim,), name="meta")
+    pooled = _pool(k, features, feature_shape, config.pooling, "metadata-merge")
+    x = k.layers.Concatenate(name="merge")([pooled, meta])
+    x = _dense_block(k, x, config)
+    outputs = k.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return k.Model({"features": features, "meta": meta}, outputs, name="metadata_merge_head")
+
+
+def build_bbox_head(feature_shape: tuple[int, ...], n_classes: int, config: HeadConfig) -> Any:
+    """One model, two outputs: class probabilities (`probs`) and a box (`box`: x, y, w, h).
+
+    The spatial map is flattened whatever the recipe's pooling: pooling would throw away where
+    the fish is. BatchNorm on the flattened map, a shared dense block, then the two outputs.
+    """
+    if len(feature_shape) != 3:
+        raise ValueError("the bbox head needs spatial (h, w, c) feature maps to locate the fish; "
+                         f"received shape {feature_shape}")
+    k = _k()
+    inputs = k.Input(shape=tuple(feature_shape), name="features")
+    x = k.layers.Flatten(name="flatten")(inputs)
+    x = k.layers.BatchNormalization(name="flat_bn")(x)
+    x = _dense_block(k, x, config)
+    probs = k.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    box = k.layers.Dense(4, name="box")(x)
+    return k.Model(inputs, {"probs": probs, "box": box}, name="bbox_head")
+
+
+CAM_LAYER = "cam"
+
+
+def build_fcn_head(feature_shape: tuple[int, ...], n_classes: int, config: HeadConfig) -> Any:
+    """Fully convolutional: conv layers, a 1x1 conv to one map per class, global average pooling.
+
+    No dense layer on flattened features, so any input size works and the per-class maps before
+    pooling (layer `cam`) are the class activation maps.
+    """
+    if len(feature_shape) != 3:
+        raise ValueError(f"the fcn head needs spatial (h, w, c) feature maps; received shape "
+                         f"{feature_shape}")
+    k = _k()
+    inputs = k.Input(shape=tuple(feature_shape), name="features")
+    x = k.layers.BatchNormalization(name="in_bn")(inputs)
+    x = k.layers.Conv2D(config.hidden, 3, padding="same", use_bias=False, name="conv1")(x)
+    x = k.layers.BatchNormalization(name="bn1")(x)
+    x = k.layers.ReLU(name="relu1")(x)
+    x = k.layers.Dropout(config.dropout, name="dropout")(x)
+    cams = k.layers.Conv2D(n_classes, 1, name=CAM_LAYER)(x)
+    x = k.layers.GlobalAveragePooling2D(name="gap")(cams)
+    outputs = k.layers.Softmax(name="probs")(x)
+    return k.Model(inputs, outputs, name="fcn_head")
+
+
+def head_registry() -> Registry[HeadSpec]:
+    """The registry of heads (each a `HeadSpec`, callable as its builder)."""
+    registry: Registry[HeadSpec] = Registry("head")
+    for spec in (
+        HeadSpec(name="dense", build=build_dense_head,
+                 description="pooled conv features -> dense layers"),
+        HeadSpec(name="metadata-merge", build=build_metadata_merge_head, meta=True,
+                 description="conv features + image metadata (size one-hot) -> dense layers"),
+        HeadSpec(name="bbox", build=build_bbox_head, boxes=True, spatial=True,
+                 description="class softmax + bounding box, one model"),
+        HeadSpec(name="fcn", build=build_fcn_head, input_size="fcn", spatial=True,
+                 description="fully convolutional over a larger non-square input"),
+        HeadSpec(name="crop", build=None, boxes=True, spatial=True,
+                 description="predict the box, crop the full-resolution image, classify the "
+                             "crop"),
+    ):
+        registry.register(spec.name, spec)
     return registry
 
 

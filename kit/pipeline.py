@@ -23,16 +23,19 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from kit import __version__
+from kit.annotations import box_targets, iou, read_annotations
 from kit.atomic import atomic_write_text
 from kit.backbones import ResolvedWeights, check_input_size, get_backbone, resolve_weights
 from kit.calibration import choose_clip, clip_probs
 from kit.competition import Competition, Recipe
+from kit.crop import CropImages, crop_cross_validate
 from kit.ensemble import CVResult, EnsembleData, cross_validate
 from kit.features import FeatureKey, FeatureStore, compiled_forward, extract
 from kit.folds import assign_folds, load_folds, save_folds
 from kit.heads import HeadConfig, head_registry
 from kit.images import UnreadableImageError, file_digest
 from kit.layout import TRAIN, Layout, read_layout, stratified_sample
+from kit.metadata import MetadataEncoder
 from kit.metrics import log_loss, prior_probs
 from kit.paths import Paths
 from kit.scoring import probs_to_submission
@@ -61,6 +64,28 @@ class RunOptions:
     sample: int | None = None
     groups_file: Path | None = None
     seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadInputs:
+    """What a head needs beyond features: EnsembleData fields, notes for the run record, and
+    the (n, 5) box targets (x, y, w, h, has_box) when the head learns boxes."""
+
+    arrays: dict[str, np.ndarray]
+    notes: dict[str, str]
+    boxes: np.ndarray | None = None
+
+
+def _sizes(table: pd.DataFrame) -> list[tuple[int, int]]:
+    return list(zip(table["width"].astype(int), table["height"].astype(int), strict=True))
+
+
+def mean_box_iou(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Mean IoU of predicted boxes against the (n, 5) targets, over the rows that have a box."""
+    mask = targets[:, 4] > 0
+    if not mask.any():
+        raise ValueError("no training image has a box: the mean IoU is undefined")
+    return float(iou(predicted[mask], targets[mask, :4]).mean())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,19 +142,43 @@ def versions() -> dict[str, str]:
                                          "scikit-learn", "opencv-python-headless", "pillow")}}
 
 
-def check_recipe(recipe: Recipe) -> None:
+def check_recipe(recipe: Recipe, competition: Competition | None = None) -> None:
     """Reject recipe combinations that cannot run, before any data work.
 
     Raises:
-        KeyError: an unknown backbone (close matches listed).
-        ValueError: `weights="demo"` (the demo base's pretrained weights) with another backbone.
+        KeyError: an unknown backbone, head, loss or schedule (close matches listed).
+        ValueError: `weights="demo"` (the demo base's pretrained weights) with another backbone;
+            a box head on a competition without bounding boxes; a mode a head does not support.
     """
+    from kit.losses import check_loss
+    from kit.schedules import check_schedule
+
     get_backbone(recipe.backbone)
+    spec = head_registry().get(recipe.head)
     if recipe.weights == "demo" and recipe.backbone != "demo_cnn":
         raise ValueError(
             f"--weights demo is only for --backbone demo_cnn; received --backbone "
             f"{recipe.backbone}. Pass --weights imagenet, none or PATH with it."
         )
+    check_loss(recipe.loss, extra=competition.losses if competition else None)
+    check_schedule(recipe.schedule, extra=competition.schedules if competition else None)
+    if competition is not None and spec.boxes and competition.annotations is None:
+        raise ValueError(
+            f"the {spec.name} head needs bounding boxes, and competition {competition.name} has "
+            "no bounding-box annotations (its competition.py declares no `annotations` folder); "
+            "choose --head dense, metadata-merge or fcn"
+        )
+    if recipe.head == "crop" and recipe.pseudo_label is not None:
+        raise ValueError("--pseudo-label works with the heads trained on whole images; the "
+                         "crop head does not take it (drop --pseudo-label or pick another head)")
+    if recipe.mode == "finetune" and recipe.head not in FINETUNE_HEADS:
+        raise ValueError(
+            f"--mode finetune trains the base with a {' or '.join(FINETUNE_HEADS)} head; "
+            f"received --head {recipe.head}"
+        )
+
+
+FINETUNE_HEADS = ("dense",)
 
 
 class Run:
@@ -140,20 +189,24 @@ class Run:
         self.competition = options.competition
         self.recipe = options.recipe
         self.log = log
-        check_recipe(self.recipe)
+        check_recipe(self.recipe, self.competition)
         self.timings: dict[str, float] = {}
         self.backbone = get_backbone(self.recipe.backbone)
-        self.input_size = check_input_size(
-            self.backbone, tuple(self.recipe.input_size or self.backbone.input_size)
-        )
+        self.head_spec = head_registry().get(self.recipe.head)
+        size = (self.recipe.fcn_input_size if self.head_spec.input_size == "fcn"
+                else self.recipe.input_size or self.backbone.input_size)
+        self.input_size = check_input_size(self.backbone, tuple(size))
         self.variants = tta_variants(self.recipe.tta)
         self.head_config = HeadConfig(pooling=self.recipe.pooling, hidden=self.recipe.hidden,
                                       dropout=self.recipe.dropout)
-        self.head_builder = head_registry().get(self.recipe.head)
-        self.train_config = TrainConfig(epochs=self.recipe.epochs,
-                                        batch_size=self.recipe.batch_size,
-                                        learning_rate=self.recipe.learning_rate,
-                                        patience=self.recipe.patience, seed=self.recipe.seed)
+        self.head_builder = self.head_spec
+        self.train_config = TrainConfig(
+            epochs=self.recipe.epochs, batch_size=self.recipe.batch_size,
+            learning_rate=self.recipe.learning_rate, patience=self.recipe.patience,
+            seed=self.recipe.seed, loss=self.recipe.loss, schedule=self.recipe.schedule,
+            losses=self.competition.losses, schedules=self.competition.schedules,
+            class_loss_weight=self.recipe.class_loss_weight,
+            box_loss_weight=self.recipe.box_loss_weight)
         self.seeds = options.seeds or (self.recipe.seed,)
 
     # ---------------------------------------------------------------- stages
@@ -228,6 +281,54 @@ class Run:
                              groups=groups)
         save_folds(path, list(train["id"]), folds, groups=groups)
         return folds
+
+    def crop_cv(self, data: EnsembleData, folds: np.ndarray, run_dir: Path,
+                weights: ResolvedWeights, images: CropImages) -> CVResult:
+        """bbox head -> crops of the full-resolution images -> dense head (kit.crop)."""
+        store = FeatureStore(self.options.paths.features(), FeatureKey(
+            backbone=self.backbone.name, weights=weights.identity, input_size=self.input_size,
+            preprocess=self.backbone.preprocess, variant="crop"))
+
+        def forward():
+            from kit.backbones import build_model, preprocess_function
+
+            model = build_model(self.backbone, weights, self.input_size)
+            return compiled_forward(model, preprocess_function(self.backbone), self.input_size)
+
+        return crop_cross_validate(
+            data, folds, seeds=self.seeds, run_dir=run_dir, head=self.head_config,
+            train=self.train_config, images=images, input_size=self.input_size, store=store,
+            forward=forward, batch_size=self.recipe.batch_size, log=self.log)
+
+    def head_inputs(self, layout: Layout, train: pd.DataFrame, test: pd.DataFrame
+                    ) -> HeadInputs:
+        """The metadata and box targets the head needs beyond its features (pure data work)."""
+        arrays: dict[str, np.ndarray] = {}
+        notes: dict[str, str] = {}
+        boxes = None
+        if self.head_spec.meta:
+            encoder = MetadataEncoder.fit(train, self.recipe.metadata)
+            arrays["meta_train"] = encoder.transform(train)
+            arrays["meta_test"] = encoder.transform(test)
+            unseen = int((arrays["meta_test"].sum(axis=1) == 0).sum()) if len(test) else 0
+            notes["metadata"] = encoder.describe()
+            self.log(f"metadata-merge: {encoder.describe()}; {unseen} of {len(test)} test images "
+                     "have a value never seen in train (encoded as zeros)")
+        if self.head_spec.boxes:
+            annotations = read_annotations(layout.root / self.competition.annotations,
+                                           self.competition.classes, list(train["path"]))
+            notes["annotations"] = annotations.describe()
+            self.log(annotations.describe())
+            if not annotations.boxes:
+                raise ValueError(
+                    f"the {self.head_spec.name} head needs bounding boxes and "
+                    f"{layout.root / self.competition.annotations} holds none for these "
+                    "training images; add the community <class>_labels.json files there")
+            coords, mask = box_targets(annotations.largest(), list(train["path"]), _sizes(train),
+                                       self.input_size)
+            boxes = np.concatenate([coords, mask[:, None].astype(np.float32)], axis=1)
+            arrays["boxes_train"] = boxes
+        return HeadInputs(arrays=arrays, notes=notes, boxes=boxes)
 
     def save_predictions(self, run_dir: Path, train: pd.DataFrame, labels: np.ndarray,
                          cv: CVResult, test: pd.DataFrame, test_probs: np.ndarray
@@ -315,14 +416,29 @@ class Run:
                         np.zeros((0,), np.float32)) for v, s in stores.items()},
             n_classes=competition.n_classes,
         )
+        extras = self.head_inputs(layout, train_used, test[test_ok].reset_index(drop=True))
+        data = dataclasses.replace(data, **extras.arrays)
         self._timed("load_features", start)
         start = time.perf_counter()
         folds = self.folds(run_dir, train_used, labels)
-        cv: CVResult = cross_validate(
-            data, folds, seeds=self.seeds, run_dir=run_dir, build=self.head_builder,
-            head=self.head_config, train=self.train_config,
-        )
+        if self.recipe.head == "crop":
+            test_used = test[test_ok].reset_index(drop=True)
+            cv: CVResult = self.crop_cv(data, folds, run_dir, weights, CropImages(
+                train_digests=used_train_digests, train_files=list(train_used["file"]),
+                train_sizes=_sizes(train_used), test_digests=used_test_digests,
+                test_files=list(test_used["file"]), test_sizes=_sizes(test_used)))
+        else:
+            cv = cross_validate(
+                data, folds, seeds=self.seeds, run_dir=run_dir, build=self.head_builder,
+                head=self.head_config, train=self.train_config,
+                pseudo_label=self.recipe.pseudo_label,
+            )
         self._timed("folds", start)
+        bbox_iou = None
+        if cv.box_oof is not None and extras.boxes is not None:
+            bbox_iou = mean_box_iou(cv.box_oof, extras.boxes)
+            self.log(f"bbox: mean IoU {bbox_iou:.3f} of out-of-fold boxes on "
+                     f"{int(extras.boxes[:, 4].sum())} boxed training images")
 
         start = time.perf_counter()
         prior = prior_probs(labels, competition.n_classes)
@@ -354,7 +470,15 @@ class Run:
             "n_test": int(len(test)),
             "fold_scores": [f.summary() for f in cv.folds],
             "timings": self.timings,
+            "head": self.recipe.head,
+            "mode": self.recipe.mode,
         }
+        if bbox_iou is not None:
+            summary["bbox_iou"] = bbox_iou
+        if self.recipe.pseudo_label is not None:
+            summary["pseudo_label"] = {
+                "threshold": self.recipe.pseudo_label,
+                "n_pseudo_per_fold": [f.n_pseudo for f in cv.folds]}
         record = {
             **summary,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -367,6 +491,7 @@ class Run:
             "backbone": {"name": self.backbone.name, "preprocess": self.backbone.preprocess,
                          "weights": weights.identity},
             "clip_choice": clip.to_dict(),
+            "head_inputs": extras.notes,
             "features": feature_stats,
             "unreadable": {"train": [{"file": f, "reason": unreadable.get(f)} for f in bad_train],
                            "test": [{"file": f, "reason": unreadable.get(f)} for f in bad_test]},

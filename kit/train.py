@@ -1,19 +1,55 @@
 """Fit one head on one fold's cached features.
 
-Adam, categorical cross-entropy, EarlyStopping restoring the best weights and ReduceLROnPlateau.
-Both callbacks watch an inner split of the fold's training images, never the fold's validation
-images, so out-of-fold predictions stay honest.
+Adam, the recipe's loss (categorical cross-entropy by default, `kit.losses`), EarlyStopping
+restoring the best weights and the recipe's learning-rate schedule (ReduceLROnPlateau by
+default, `kit.schedules`). The callbacks watch an inner split of the fold's training images,
+never the fold's validation images, so out-of-fold predictions stay honest.
+
+Inputs are one feature array, or a dict of arrays for multi-input heads (`features`, `meta`).
+A head with a `box` output also learns bounding boxes: its targets are (n, 5) rows
+`x, y, w, h, has_box`, and rows without a box (NoF) are masked out of the box loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 INNER_FRACTION = 0.15
+Inputs = np.ndarray | Mapping[str, np.ndarray]
+
+
+def take(x: Inputs, index: np.ndarray) -> Inputs:
+    """Rows `index` of one array or of every array of a dict of inputs."""
+    if isinstance(x, Mapping):
+        return {name: value[index] for name, value in x.items()}
+    return x[index]
+
+
+def n_rows(x: Inputs) -> int:
+    if isinstance(x, Mapping):
+        return len(next(iter(x.values())))
+    return len(x)
+
+
+def masked_box_loss(y_true: Any, y_pred: Any) -> Any:
+    """Mean squared error of the 4 box coordinates, times the `has_box` column of `y_true`.
+
+    `y_true` rows are `x, y, w, h, has_box`; rows without a box (NoF) contribute 0.
+    """
+    from kit.tf_runtime import keras
+
+    ops = keras().ops
+    mask = ops.cast(y_true[:, 4], y_pred.dtype)
+    error = ops.mean(ops.square(ops.cast(y_true[:, :4], y_pred.dtype) - y_pred), axis=-1)
+    return error * mask
+
+
+def has_box_output(model: Any) -> bool:
+    return isinstance(model.output, dict) and "box" in model.output
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +61,12 @@ class TrainConfig:
     learning_rate: float = 1e-3
     patience: int = 5
     seed: int = 0
+    loss: str = "categorical_crossentropy"
+    schedule: str = "plateau"
+    losses: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # competition's own
+    schedules: Mapping[str, Callable[[int, float], float]] = field(default_factory=dict)
+    class_loss_weight: float = 1.0
+    box_loss_weight: float = 0.001
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -81,16 +123,24 @@ class HeadTrainer:
         self._model: Any = None
 
     def _fresh_model(self, config: TrainConfig) -> Any:
+        from kit.losses import resolve_loss
         from kit.tf_runtime import keras
 
         k = keras()
         fresh = self._build()
         if self._model is None:
-            fresh.compile(
-                optimizer=k.optimizers.Adam(learning_rate=config.learning_rate),
-                loss="categorical_crossentropy",
-                metrics=["accuracy"],
-            )
+            loss = resolve_loss(config.loss, extra=config.losses)
+            if has_box_output(fresh):
+                fresh.compile(
+                    optimizer=k.optimizers.Adam(learning_rate=config.learning_rate),
+                    loss={"probs": loss, "box": masked_box_loss},
+                    loss_weights={"probs": config.class_loss_weight,
+                                  "box": config.box_loss_weight},
+                    metrics={"probs": ["accuracy"]},
+                )
+            else:
+                fresh.compile(optimizer=k.optimizers.Adam(learning_rate=config.learning_rate),
+                              loss=loss, metrics=["accuracy"])
             self._model = fresh
             return fresh
         model = self._model
@@ -101,8 +151,17 @@ class HeadTrainer:
         model.optimizer.learning_rate = config.learning_rate
         return model
 
-    def fit(self, x: np.ndarray, y: np.ndarray, *, config: TrainConfig) -> FitResult:
-        """Train on features `x` and integer labels `y` with early stopping."""
+    def fit(self, x: Inputs, y: np.ndarray, *, config: TrainConfig,
+            boxes: np.ndarray | None = None) -> FitResult:
+        """Train on inputs `x` and integer labels `y` with early stopping.
+
+        Args:
+            x: features (n, ...) or a dict of input arrays for multi-input heads.
+            y: integer class labels (n,).
+            config: optimisation settings.
+            boxes: (n, 5) `x, y, w, h, has_box` targets for a head with a box output.
+        """
+        from kit.schedules import lr_callbacks
         from kit.tf_runtime import keras, set_seed
 
         k = keras()
@@ -110,15 +169,20 @@ class HeadTrainer:
         fit_idx, stop_idx = inner_split(y, seed=config.seed)
         onehot = np.eye(self._n_classes, dtype=np.float32)[y]
         model = self._fresh_model(config)
+        targets: Any = onehot
+        if has_box_output(model):
+            if boxes is None or len(boxes) != len(y):
+                raise ValueError("a head with a box output needs (n, 5) box targets "
+                                 "(x, y, w, h, has_box) for every training row")
+            targets = {"probs": onehot, "box": np.asarray(boxes, np.float32)}
         callbacks = [
             k.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                       restore_best_weights=True),
-            k.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                          patience=max(1, config.patience // 2), min_lr=1e-6),
+            *lr_callbacks(config.schedule, patience=config.patience, extra=config.schedules),
         ]
         history = model.fit(
-            x[fit_idx], onehot[fit_idx],
-            validation_data=(x[stop_idx], onehot[stop_idx]),
+            take(x, fit_idx), take(targets, fit_idx),
+            validation_data=(take(x, stop_idx), take(targets, stop_idx)),
             epochs=config.epochs,
             batch_size=config.batch_size,
             callbacks=callbacks,
@@ -132,7 +196,7 @@ class HeadTrainer:
 
 def fit_head(
     build: Callable[[], Any],
-    x: np.ndarray,
+    x: Inputs,
     y: np.ndarray,
     *,
     n_classes: int,
@@ -142,17 +206,35 @@ def fit_head(
     return HeadTrainer(build, n_classes=n_classes).fit(x, y, config=config)
 
 
-def predict(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities in float64, through a compiled call per batch.
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
+
+
+def predict_outputs(model: Any, x: Inputs, *, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Every output of `model` (`probs`, and `box` where there is one) in float64.
 
     Every batch is padded to `batch_size` rows so the compiled function is traced once.
     """
-    out = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start : start + batch_size]
-        n = len(chunk)
-        if n < batch_size:
-            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
-        out.append(np.asarray(model.predict_on_batch(chunk))[:n])
-    n_classes = model.output_shape[-1]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, n_classes))
+    n = n_rows(x)
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n, batch_size):
+        index = np.arange(start, min(n, start + batch_size))
+        part = take(x, index)
+        part = ({k: _pad(v, batch_size) for k, v in part.items()} if isinstance(part, Mapping)
+                else _pad(part, batch_size))
+        out = model.predict_on_batch(part)
+        out = out if isinstance(out, dict) else {"probs": out}
+        for name, value in out.items():
+            chunks.setdefault(name, []).append(np.asarray(value)[: len(index)])
+    if not chunks:
+        shapes = model.output_shape if isinstance(model.output_shape, dict) else {
+            "probs": model.output_shape}
+        return {name: np.zeros((0, shape[-1])) for name, shape in shapes.items()}
+    return {name: np.concatenate(v).astype(np.float64) for name, v in chunks.items()}
+
+
+def predict(model: Any, x: Inputs, *, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities in float64 (the `probs` output), through a compiled call per batch."""
+    return predict_outputs(model, x, batch_size=batch_size)["probs"]

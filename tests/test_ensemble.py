@@ -1,5 +1,6 @@
 """Heads, training and the K-fold ensemble on tiny synthetic features."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,114 @@ def test_a_reused_trainer_fits_exactly_like_a_fresh_model():
     fresh = fit_head(build, x[15:], y[15:], n_classes=3, config=CONFIG)
     assert reused.history["loss"] == pytest.approx(fresh.history["loss"], rel=1e-5)
     assert np.allclose(reused_probs, predict(fresh.model, x), atol=1e-6)
+
+
+# ---------------------------------------------------------------- pseudo-labels, boxes, metadata
+
+
+def test_pseudo_rows_take_the_folds_own_confident_test_predictions():
+    from kit.ensemble import FoldResult, pseudo_rows
+
+    test = np.array([[0.95, 0.05], [0.6, 0.4], [0.02, 0.98]])
+    first = FoldResult(fold=0, seed=0, val_index=np.arange(2), oof=np.zeros((2, 2)), test=test,
+                       log_loss=0.0, best_epoch=1, seconds=0.0, resumed=False)
+    rows = pseudo_rows(first, 0.9)
+    assert rows.index.tolist() == [0, 2] and rows.labels.tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"threshold must be in \[0.5, 1\); received 1.2"):
+        pseudo_rows(first, 1.2)
+
+
+def test_a_fold_trains_on_its_training_rows_and_pseudo_rows_never_its_validation_rows():
+    from kit.ensemble import FoldTask, PseudoRows, fold_training_rows
+
+    n, n_test = 12, 5
+    ids = np.arange(n, dtype=np.float32)[:, None]  # each row's feature is its own id
+    data = EnsembleData(variants=("plain",), x_train={"plain": ids}, y_train=np.arange(n) % 2,
+                        x_test={"plain": 100 + np.arange(n_test, dtype=np.float32)[:, None]},
+                        n_classes=2, meta_train=ids * 10, meta_test=np.zeros((n_test, 1)),
+                        boxes_train=np.ones((n, 5), np.float32))
+    task = FoldTask(fold=0, seed=0, folder=Path("."), val_index=np.array([1, 4, 7]))
+    x, y, boxes = fold_training_rows(task, data, PseudoRows(index=np.array([0, 3]),
+                                                            labels=np.array([1, 1])))
+    rows = x["features"][:, 0].tolist()
+    assert not {1, 4, 7} & set(rows)
+    assert rows == [0, 2, 3, 5, 6, 8, 9, 10, 11, 100, 103]
+    assert y.tolist() == [0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1]
+    assert boxes[-2:, 4].tolist() == [0, 0] and boxes[:-2, 4].all()  # no box for pseudo rows
+
+
+def test_pseudo_labels_carry_nothing_of_a_folds_validation_labels(tmp_path: Path):
+    """Change the labels of fold 0's validation rows: fold 0's predictions must not move.
+
+    They would, if fold 0's pseudo-labels came from models that trained on those rows (the
+    other folds, or the whole ensemble), or if the validation rows were pseudo-labelled into
+    fold 0's training. Fold 1 trains on those rows, so its predictions do move: the change
+    reaches the system, and only fold 0 is shielded from it.
+    """
+    data = _data(n=60, n_test=30)
+    folds = np.arange(60) % 3
+    kwargs = dict(seeds=(0,), build=build_dense_head, head=HeadConfig(hidden=8, dropout=0.1),
+                  train=CONFIG, pseudo_label=0.6)
+    first = cross_validate(data, folds, run_dir=tmp_path / "a", **kwargs)
+    assert all(f.n_pseudo > 0 for f in first.folds)  # pseudo-labels were really used
+    assert (tmp_path / "a" / "seed0" / "fold0" / "pseudo0.6" / "done.json").is_file()
+    changed = data.y_train.copy()
+    val0 = folds == 0
+    changed[val0] = (changed[val0] + 1) % 3
+    second = cross_validate(dataclasses.replace(data, y_train=changed), folds,
+                            run_dir=tmp_path / "b", **kwargs)
+    assert np.allclose(first.oof[val0], second.oof[val0], atol=1e-6)
+    assert not np.allclose(first.oof[folds == 1], second.oof[folds == 1], atol=1e-3)
+
+
+def _box_data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, 3, 3, 2)).astype(np.float32)
+    boxes = np.zeros((n, 5), np.float32)
+    boxes[:, :4] = 10 + 5 * x[:, 0, 0, :1] + rng.normal(size=(n, 4))
+    boxes[:, 4] = y  # class 0 plays NoF: no box
+    return EnsembleData(variants=("plain",), x_train={"plain": x}, y_train=y,
+                        x_test={"plain": x[:4]}, n_classes=2, boxes_train=boxes)
+
+
+def test_bbox_rows_without_a_box_do_not_touch_the_box_loss(tmp_path: Path):
+    from kit.heads import head_registry
+
+    data = _box_data()
+    garbage = data.boxes_train.copy()
+    garbage[garbage[:, 4] == 0, :4] = 1e4  # huge targets where there is no box
+    kwargs = dict(seeds=(0,), build=head_registry().get("bbox"), head=HeadConfig(hidden=8),
+                  train=CONFIG)
+    folds = np.arange(48) % 2
+    a = cross_validate(data, folds, run_dir=tmp_path / "a", **kwargs)
+    b = cross_validate(dataclasses.replace(data, boxes_train=garbage), folds,
+                       run_dir=tmp_path / "b", **kwargs)
+    assert a.box_oof.shape == (48, 4)
+    assert np.allclose(a.box_oof, b.box_oof, atol=1e-5) and np.allclose(a.oof, b.oof, atol=1e-6)
+    for name in ("box_oof", "box_train", "box_test"):
+        assert (tmp_path / "a" / "seed0" / "fold0" / f"{name}.npy").is_file()
+    resumed = cross_validate(data, folds, run_dir=tmp_path / "a", **kwargs)
+    assert all(f.resumed for f in resumed.folds) and np.allclose(resumed.box_oof, a.box_oof)
+
+
+def test_metadata_reaches_a_metadata_merge_head(tmp_path: Path):
+    from kit.heads import head_registry
+
+    rng = np.random.default_rng(0)
+    n = 60
+    y = np.arange(n) % 3
+    meta = np.eye(3, dtype=np.float32)[y]  # the metadata alone gives the class away
+    noise = rng.normal(size=(n, 4)).astype(np.float32)
+    data = EnsembleData(variants=("plain",), x_train={"plain": noise}, y_train=y,
+                        x_test={"plain": noise[:6]}, n_classes=3, meta_train=meta,
+                        meta_test=meta[:6])
+    kwargs = dict(seeds=(0,), head=HeadConfig(hidden=8, dropout=0.1), train=CONFIG)
+    folds = (np.arange(n) // 3) % 3
+    merged = cross_validate(data, folds, run_dir=tmp_path / "m",
+                            build=head_registry().get("metadata-merge"), **kwargs)
+    image_only = cross_validate(dataclasses.replace(data, meta_train=None, meta_test=None), folds,
+                                run_dir=tmp_path / "d", build=build_dense_head, **kwargs)
+    assert merged.test.shape == (6, 3)
+    assert merged.cv_log_loss < 0.6 * log_loss(y, np.full((n, 3), 1 / 3))
+    assert merged.cv_log_loss < 0.6 * image_only.cv_log_loss

@@ -35,13 +35,16 @@ def ensure_demo_data(competition: Competition, paths: Paths, *, preset: str = "f
                      seed: int = 0) -> Path:
     """The cached demo dataset, generated into a temporary folder and renamed when complete."""
     target = paths.demo_data(competition.name, preset) / f"seed{seed}"
-    if (target / COMPLETE_MARKER).is_file():
+    # The marker holds the generator's version: a dataset from an older generator is rebuilt.
+    stamp = f"ok version {getattr(demo_module(competition), 'VERSION', 1)}\n"
+    marker = target / COMPLETE_MARKER
+    if marker.is_file() and marker.read_text() == stamp:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         generate_demo(competition, staging / "data", preset=preset, seed=seed)
-        (staging / "data" / COMPLETE_MARKER).write_text("ok\n")
+        (staging / "data" / COMPLETE_MARKER).write_text(stamp)
         if target.exists():
             shutil.rmtree(target)
         (staging / "data").rename(target)

@@ -20,4 +20,5 @@ DEMO_RECIPE = Recipe(
     batch_size=32,
     learning_rate=1e-3,
     patience=6,
+    fcn_input_size=(128, 80),
 )

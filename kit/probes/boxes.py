@@ -1,83 +1,37 @@
 """Bounding boxes in the community annotation format, and the share of a map inside them.
 
-A box file is ``<annotations>/<class>_labels.json`` (e.g. ``alb_labels.json``): a JSON list of
-``{"filename": ..., "annotations": [{"class": "rect", "x", "y", "width", "height"}]}``, in
-pixels of the image as stored. The class is the file name's prefix (case-insensitive).
+Reading lives in :mod:`kit.annotations` (rect and head-tail point variants); this module keeps
+the attention probe's view of it (`read_boxes`, every box per training image) and measures how
+much of a map falls inside the boxes.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["Box", "box_mask", "mass_inside", "read_boxes"]
+from kit.annotations import SUFFIX, Box, read_annotations
 
-SUFFIX = "_labels.json"
+__all__ = ["SUFFIX", "Box", "box_mask", "mass_inside", "read_boxes"]
+
 RASTER_SIDE = 256  # longest side of the raster on which mass inside boxes is measured
-
-
-@dataclass(frozen=True, kw_only=True)
-class Box:
-    """An axis-aligned rectangle in image pixels."""
-
-    x: float
-    y: float
-    width: float
-    height: float
 
 
 def read_boxes(folder: Path, classes: Sequence[str],
                train_paths: Sequence[str]) -> dict[str, tuple[Box, ...]]:
     """``{train path: boxes}`` from every ``*_labels.json`` in `folder`.
 
-    A record is matched to the training image ``train/<CLASS>/<filename>`` when that path is in
-    `train_paths`, else to the one training path ending in ``/<filename>``. Records that match
-    nothing, and non-``rect`` annotations, are skipped.
+    A thin view of :func:`kit.annotations.read_annotations` (see there for matching, the point
+    variant and what is skipped): every box of every matched training image.
 
     Raises:
-        ValueError: If a box file is not a JSON list of records (the message names the file).
+        ValueError: If a box file is not a JSON list of records (the message names the file),
+            or the folder mixes rect and point files.
     """
-    folder = Path(folder)
-    by_class = {c.lower(): c for c in classes}
-    known = set(train_paths)
-    by_name: dict[str, list[str]] = {}
-    for path in train_paths:
-        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
-    out: dict[str, list[Box]] = {}
-    for file in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
-        label = by_class.get(file.name[: -len(SUFFIX)].lower())
-        try:
-            records = json.loads(file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"box file {file} is not valid JSON: {error}") from error
-        if not isinstance(records, list):
-            raise ValueError(f"box file {file} must hold a JSON list of records; found "
-                             f"{type(records).__name__}")
-        for record in records:
-            if not isinstance(record, dict) or "filename" not in record:
-                continue
-            name = Path(str(record["filename"])).name
-            path = f"train/{label}/{name}" if label else None
-            if path not in known:
-                candidates = by_name.get(name, [])
-                path = candidates[0] if len(candidates) == 1 else None
-            if path is None:
-                continue
-            for item in record.get("annotations", []):
-                if isinstance(item, dict) and item.get("class") == "rect":
-                    try:
-                        box = Box(x=float(item["x"]), y=float(item["y"]),
-                                  width=float(item["width"]), height=float(item["height"]))
-                    except (KeyError, TypeError, ValueError):
-                        continue
-                    if box.width > 0 and box.height > 0:
-                        out.setdefault(path, []).append(box)
-    return {path: tuple(boxes) for path, boxes in out.items()}
+    return dict(read_annotations(Path(folder), classes, train_paths).boxes)
 
 
 def _raster(image_size: tuple[int, int]) -> tuple[int, int, float]:
