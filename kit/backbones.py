@@ -41,6 +41,10 @@ class Backbone:
         min_size: smallest accepted side in pixels.
         imagenet_file: file name Keras keeps in its cache for the no-top ImageNet weights.
         feature_layer: layer whose output is the feature map; None for the model output.
+        block_end: regular expression, matched with `re.fullmatch` against the base's layer
+            names, marking the last layer of each block that `--mode finetune` can unfreeze
+            (kit.finetune.finetune_blocks). Layers before the first match belong to the first
+            block; layers after the last match form one more, final block.
     """
 
     name: str
@@ -50,6 +54,7 @@ class Backbone:
     min_size: int = 32
     imagenet_file: str | None = None
     feature_layer: str | None = None
+    block_end: str
 
 
 def backbone_registry() -> Registry[Backbone]:
@@ -57,23 +62,35 @@ def backbone_registry() -> Registry[Backbone]:
     registry: Registry[Backbone] = Registry("backbone")
     for record in (
         Backbone(name="vgg16", keras_name="VGG16", preprocess="vgg16", input_size=(224, 224),
-                 imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                 imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 block_end=r"block\d_pool"),
         Backbone(name="resnet50", keras_name="ResNet50", preprocess="resnet50",
                  input_size=(224, 224),
-                 imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                 imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 block_end=r"pool1_pool|conv\d_block\d+_out"),
         Backbone(name="inception_v3", keras_name="InceptionV3", preprocess="inception_v3",
                  input_size=(299, 299), min_size=75,
-                 imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                 imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 block_end=r"mixed\d+"),
         Backbone(name="xception", keras_name="Xception", preprocess="xception",
                  input_size=(299, 299), min_size=71,
-                 imagenet_file="xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                 imagenet_file="xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 # the residual adds end blocks 2-13 (the first block also holds block 1);
+                 # Keras numbers them add, add_1, ...; the layers after the last are block 14
+                 block_end=r"add(_\d+)?"),
         Backbone(name="mobilenet_v3_small", keras_name="MobileNetV3Small", preprocess="builtin",
                  input_size=(224, 224),
-                 imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"),
+                 imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+                 # one block per expanded_conv: it ends at its residual add where it has one
+                 # (blocks 2, 4, 5, 7, 9, 10), else at its project_bn; conv_1 layers follow
+                 block_end=r"expanded_conv(_[1368])?_project_bn|expanded_conv_\d+_add"),
         Backbone(name="efficientnet_b0", keras_name="EfficientNetB0", preprocess="builtin",
-                 input_size=(224, 224), imagenet_file="efficientnetb0_notop.h5"),
+                 input_size=(224, 224), imagenet_file="efficientnetb0_notop.h5",
+                 # one block per blockXy: the first of each stage (a) has no residual add and
+                 # ends at its project_bn, the others end at their add; top_* layers follow
+                 block_end=r"block\da_project_bn|block\d[b-z]_add"),
         Backbone(name="demo_cnn", keras_name=None, preprocess="builtin", input_size=(64, 64),
-                 min_size=16),
+                 min_size=16, block_end=r"block\d_pool"),
     ):
         registry.register(record.name, record)
     return registry

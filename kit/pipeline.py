@@ -76,6 +76,16 @@ class HeadInputs:
     boxes: np.ndarray | None = None
 
 
+class _ArrayStore:
+    """Decoded images by digest, read like a FeatureStore (`get`)."""
+
+    def __init__(self, rows: dict[str, np.ndarray]) -> None:
+        self._rows = rows
+
+    def get(self, digests: list[str]) -> np.ndarray:
+        return np.stack([self._rows[d] for d in digests])
+
+
 def _sizes(table: pd.DataFrame) -> list[tuple[int, int]]:
     return list(zip(table["width"].astype(int), table["height"].astype(int), strict=True))
 
@@ -198,7 +208,7 @@ class Run:
         self.input_size = check_input_size(self.backbone, tuple(size))
         self.variants = tta_variants(self.recipe.tta)
         self.head_config = HeadConfig(pooling=self.recipe.pooling, hidden=self.recipe.hidden,
-                                      dropout=self.recipe.dropout)
+                                      dropout=self.recipe.dropout, input_size=self.input_size)
         self.head_builder = self.head_spec
         self.train_config = TrainConfig(
             epochs=self.recipe.epochs, batch_size=self.recipe.batch_size,
@@ -281,6 +291,59 @@ class Run:
                              groups=groups)
         save_folds(path, list(train["id"]), folds, groups=groups)
         return folds
+
+    def images(self, items: list[tuple[str, str]]
+               ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], dict]:
+        """--mode finetune: decode every image at the input size, per TTA variant (no cache:
+        the base trains, so its features change every step)."""
+        from kit.finetune import load_images
+
+        start = time.perf_counter()
+        unique = list(dict(items).items())
+        loaded: dict[str, dict[str, np.ndarray]] = {}
+        unreadable: dict[str, str] = {}
+        for variant in self.variants:
+            decoded = load_images(unique, size=self.input_size, variant=variant,
+                                  batch_size=self.recipe.batch_size)
+            loaded[variant] = {d: img for (d, _), img, ok in
+                               zip(unique, decoded.images, decoded.ok, strict=True) if ok}
+            unreadable.update({f: "cannot be decoded" for (_, f), ok in
+                               zip(unique, decoded.ok, strict=True) if not ok})
+        self._timed("images", start)
+        return loaded, unreadable, {"computed": 0, "reused": 0, "decoded": len(unique)}
+
+    def finetune_cv(self, data: EnsembleData, folds: np.ndarray, run_dir: Path,
+                    weights: ResolvedWeights) -> CVResult:
+        """--mode finetune: every (seed, fold) trains the base's last blocks and the head on
+        images, resumable mid-fold (kit.finetune)."""
+        from kit.ensemble import fold_tasks, gather
+        from kit.finetune import FinetuneConfig, build_finetune_model, run_finetune_fold
+        from kit.losses import resolve_loss
+        from kit.schedules import lr_callbacks
+
+        config = FinetuneConfig(blocks=self.recipe.finetune_blocks,
+                                base_lr_factor=self.recipe.base_lr_factor,
+                                augment=tuple(self.recipe.augment))
+        results = []
+        tasks = fold_tasks(folds, self.seeds, run_dir)
+        for task in tqdm(tasks, desc="fine-tune folds", unit="fold", disable=None, leave=False):
+            seed = task.seed * 1000 + task.fold
+
+            def build(seed: int = seed):
+                return build_finetune_model(
+                    backbone=self.backbone, weights=weights, input_size=self.input_size,
+                    head_builder=self.head_builder, head_config=self.head_config,
+                    n_classes=self.competition.n_classes, config=config, seed=seed)
+
+            results.append(run_finetune_fold(
+                task, images=data.x_train, y=data.y_train, test_images=data.x_test,
+                variants=self.variants, n_classes=self.competition.n_classes, build=build,
+                train=self.train_config, config=config,
+                loss=resolve_loss(self.recipe.loss, extra=self.competition.losses),
+                lr_callbacks=lr_callbacks(self.recipe.schedule, patience=self.recipe.patience,
+                                          extra=self.competition.schedules),
+                log=self.log))
+        return gather(results, data.y_train, n_classes=data.n_classes, n_seeds=len(self.seeds))
 
     def crop_cv(self, data: EnsembleData, folds: np.ndarray, run_dir: Path,
                 weights: ResolvedWeights, images: CropImages) -> CVResult:
@@ -377,8 +440,12 @@ class Run:
         self._timed("hash", start)
         items = list(zip(train_digests + test_digests,
                          list(train["file"]) + list(test["file"]), strict=True))
-        stores, unreadable, feature_stats = self.features(weights, items)
-        present = {d for d, _ in items if all(d in s for s in stores.values())}
+        if self.recipe.mode == "finetune":
+            loaded, unreadable, feature_stats = self.images(items)
+            present = {d for d, _ in items if all(d in v for v in loaded.values())}
+        else:
+            stores, unreadable, feature_stats = self.features(weights, items)
+            present = {d for d, _ in items if all(d in s for s in stores.values())}
         for digest, file in items:
             if digest not in present and file not in unreadable:
                 unreadable[file] = "no features"
@@ -408,6 +475,8 @@ class Run:
         run_dir.mkdir(parents=True, exist_ok=True)
 
         start = time.perf_counter()
+        if self.recipe.mode == "finetune":
+            stores = {v: _ArrayStore(rows) for v, rows in loaded.items()}
         data = EnsembleData(
             variants=self.variants,
             x_train={v: s.get(used_train_digests) for v, s in stores.items()},
@@ -421,7 +490,9 @@ class Run:
         self._timed("load_features", start)
         start = time.perf_counter()
         folds = self.folds(run_dir, train_used, labels)
-        if self.recipe.head == "crop":
+        if self.recipe.mode == "finetune":
+            cv = self.finetune_cv(data, folds, run_dir, weights)
+        elif self.recipe.head == "crop":
             test_used = test[test_ok].reset_index(drop=True)
             cv: CVResult = self.crop_cv(data, folds, run_dir, weights, CropImages(
                 train_digests=used_train_digests, train_files=list(train_used["file"]),

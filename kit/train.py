@@ -67,6 +67,7 @@ class TrainConfig:
     schedules: Mapping[str, Callable[[int, float], float]] = field(default_factory=dict)
     class_loss_weight: float = 1.0
     box_loss_weight: float = 0.001
+    monitor: str = "val_loss"  # what early stopping watches on the inner split
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -176,7 +177,7 @@ class HeadTrainer:
                                  "(x, y, w, h, has_box) for every training row")
             targets = {"probs": onehot, "box": np.asarray(boxes, np.float32)}
         callbacks = [
-            k.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+            k.callbacks.EarlyStopping(monitor=config.monitor, mode="min", patience=config.patience,
                                       restore_best_weights=True),
             *lr_callbacks(config.schedule, patience=config.patience, extra=config.schedules),
         ]
@@ -190,7 +191,8 @@ class HeadTrainer:
             verbose=0,
         )
         logs = {name: [float(v) for v in values] for name, values in history.history.items()}
-        best = int(np.argmin(logs["val_loss"])) + 1 if logs.get("val_loss") else len(logs["loss"])
+        watched = logs.get(config.monitor) or logs.get("val_loss")
+        best = int(np.argmin(watched)) + 1 if watched else len(logs["loss"])
         return FitResult(model=model, history=logs, best_epoch=best)
 
 

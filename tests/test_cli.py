@@ -232,3 +232,81 @@ def test_demo_weights_with_another_backbone_is_an_error_not_a_fallback(env, caps
     err = capsys.readouterr().err
     assert "--weights demo is only for --backbone demo_cnn; received --backbone vgg16" in err
     assert "--weights imagenet, none or PATH" in err
+
+
+# ---------------------------------------------------------------- issue 4: heads and modes
+
+
+def test_heads_comparison_trains_every_head_and_reports_the_table(env, tmp_path: Path):
+    out_json = tmp_path / "cmp.json"
+    proc = _cli(["run", FISHERIES, *FAST, "--tta", "1",
+                 "--heads", "dense,metadata-merge,bbox,fcn,crop", "--json", str(out_json)], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out_json.read_text())
+    rows = result["comparison"]
+    assert [r["head"] for r in rows] == ["dense", "metadata-merge", "bbox", "fcn", "crop"]
+    for row in rows:
+        assert set(row) == {"head", "cv_log_loss", "public", "private", "seconds"}
+        assert row["cv_log_loss"] > 0 and row["public"] > 0 and row["private"] > 0
+    assert 0 <= result["bbox_iou"] <= 1
+    assert "head            CV log loss    public   private   seconds" in proc.stdout
+    assert "metadata-merge: size (" in proc.stdout and "annotations: rect boxes from 6 files" \
+        in proc.stdout
+    for summary in result["runs"]:  # every head wrote a valid submission and its record
+        frame = pd.read_csv(summary["submission"])
+        assert len(frame) == 32 and frame.iloc[:, 1:].notna().all().all()
+        record = json.loads(Path(summary["record"]).read_text())
+        assert record["comparison"] == rows
+    heads = [json.loads(Path(s["record"]).read_text())["config"]["recipe"]["head"]
+             for s in result["runs"]]
+    assert heads == ["dense", "metadata-merge", "bbox", "fcn", "crop"]
+    # the same folds for every head
+    folds = {Path(json.loads(Path(s["record"]).read_text())["run_dir"], "folds.csv").read_text()
+             for s in result["runs"]}
+    assert len(folds) == 1
+
+
+def test_box_heads_on_a_competition_without_boxes_say_so(env, capsys):
+    for head in ("bbox", "crop"):
+        assert main(["run", CATS, "--demo", "--demo-preset", "tiny", "--head", head]) == 2
+        err = capsys.readouterr().err
+        assert (f"error: the {head} head needs bounding boxes, and competition "
+                "dogs-vs-cats-redux has no bounding-box annotations") in err
+    assert main(["run", CATS, "--demo", "--demo-preset", "tiny", "--heads", "dense,bbox"]) == 2
+    assert "has no bounding-box annotations" in capsys.readouterr().err
+
+
+def test_dogs_vs_cats_runs_the_heads_that_apply(env, tmp_path: Path):
+    out_json = tmp_path / "cmp.json"
+    proc = _cli(["run", CATS, *FAST, "--tta", "1", "--heads", "metadata-merge,fcn",
+                 "--json", str(out_json)], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out_json.read_text())["comparison"]
+    assert [r["head"] for r in rows] == ["metadata-merge", "fcn"]
+    assert "bbox_iou" not in json.loads(out_json.read_text())
+
+
+def test_finetune_and_pseudo_label_runs_write_valid_submissions(env, tmp_path: Path):
+    for extra in (["--mode", "finetune", "--epochs", "2"], ["--pseudo-label", "0.5"]):
+        out_json = tmp_path / "run.json"
+        proc = _cli(["run", FISHERIES, *FAST, "--tta", "1", *extra, "--json", str(out_json)], env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(out_json.read_text())
+        assert len(pd.read_csv(result["submission"])) == 32
+        if "--mode" in extra:
+            assert result["mode"] == "finetune"
+            run_dir = Path(json.loads(Path(result["record"]).read_text())["run_dir"])
+            assert (run_dir / "seed0" / "fold0" / "epochs.csv").is_file()
+        else:
+            assert len(result["pseudo_label"]["n_pseudo_per_fold"]) == 3
+
+
+def test_unknown_head_loss_or_schedule_lists_the_known_ones(env, capsys):
+    for flag, value, known in (("--head", "bbx", "Did you mean: bbox"),
+                               ("--loss", "focall", "Did you mean: focal"),
+                               ("--schedule", "stepp", "Did you mean: step")):
+        assert main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", flag, value]) == 2
+        assert known in capsys.readouterr().err
+    assert main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--mode", "finetune",
+                 "--head", "bbox"]) == 2
+    assert "--mode finetune trains the base with a dense head" in capsys.readouterr().err

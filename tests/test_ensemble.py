@@ -186,8 +186,8 @@ def test_bbox_rows_without_a_box_do_not_touch_the_box_loss(tmp_path: Path):
     data = _box_data()
     garbage = data.boxes_train.copy()
     garbage[garbage[:, 4] == 0, :4] = 1e4  # huge targets where there is no box
-    kwargs = dict(seeds=(0,), build=head_registry().get("bbox"), head=HeadConfig(hidden=8),
-                  train=CONFIG)
+    kwargs = dict(seeds=(0,), build=head_registry().get("bbox"),
+                  head=HeadConfig(hidden=8, input_size=(48, 48)), train=CONFIG)
     folds = np.arange(48) % 2
     a = cross_validate(data, folds, run_dir=tmp_path / "a", **kwargs)
     b = cross_validate(dataclasses.replace(data, boxes_train=garbage), folds,

@@ -31,12 +31,17 @@ def test_metadata_merge_takes_features_and_meta():
 
 def test_bbox_head_has_probs_and_box_outputs_and_needs_a_map():
     spec = head_registry().get("bbox")
-    model = spec((3, 3, 4), 3, HeadConfig(hidden=8, pooling="max"))
+    model = spec((3, 3, 4), 3, HeadConfig(hidden=8, pooling="max", input_size=(48, 48)))
     out = model.predict_on_batch(np.ones((2, 3, 3, 4), np.float32))
     assert set(out) == {"probs", "box"}
     assert out["probs"].shape == (2, 3) and out["box"].shape == (2, 4)
+    # the centre is a weighted mean of cell centres (8, 24 and 40 px): inside the input
+    centre = out["box"][:, :2] + out["box"][:, 2:] / 2
+    assert ((centre >= 8) & (centre <= 40)).all()
     with pytest.raises(ValueError, match="bbox head needs spatial"):
-        spec((16,), 3, HeadConfig(hidden=8))
+        spec((16,), 3, HeadConfig(hidden=8, input_size=(48, 48)))
+    with pytest.raises(ValueError, match="bbox head needs HeadConfig.input_size"):
+        spec((3, 3, 4), 3, HeadConfig(hidden=8))
 
 
 def test_fcn_head_is_convolutional_with_a_class_map_layer():
@@ -52,7 +57,7 @@ def test_fcn_head_is_convolutional_with_a_class_map_layer():
 
 def test_load_head_rebuilds_a_saved_bbox_head(tmp_path):
     spec = head_registry().get("bbox")
-    config = HeadConfig(hidden=8)
+    config = HeadConfig(hidden=8, input_size=(48, 48))
     model = spec((3, 3, 4), 3, config)
     model.save_weights(str(tmp_path / "model.weights.h5"))
     again = load_head(tmp_path / "model.weights.h5", head="bbox", feature_shape=(3, 3, 4),
