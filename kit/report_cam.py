@@ -3,7 +3,8 @@
 Each training image is explained by the head of the fold that held it out (so the map shows
 what a model that never saw the image looks at), over the cached features of the plain pass
 (the first TTA variant). Heads are rebuilt from the run record's recipe and the fold's weights.
-The maps themselves are the attention probe's (`kit.probes.attention.grad_cam`), so the report
+The maps themselves are the attention probe's (`kit.probes.attention.class_maps`: the fcn
+head's own class activation maps, Grad-CAM for the others), so the report
 and `python -m kit probe` show the same thing.
 """
 
@@ -56,7 +57,7 @@ def compute_cams(data: RunData, rows: list[int]) -> RunCams:
         CamUnavailableError: The run folder, the data, the folds, the features or the head
             weights are gone, or the features have no spatial axes.
     """
-    from kit.probes.attention import grad_cam
+    from kit.probes.attention import class_maps, unmappable_reason
 
     if data.oof is None or data.folds is None or data.data_root is None:
         raise CamUnavailableError("needs oof.csv, folds.csv and the dataset; missing: "
@@ -67,6 +68,9 @@ def compute_cams(data: RunData, rows: list[int]) -> RunCams:
     config = data.record["config"]
     seed = int((config.get("seeds") or [config["recipe"]["seed"]])[0])
     recipe = config["recipe"]
+    reason = unmappable_reason(recipe)
+    if reason:
+        raise CamUnavailableError(reason)
     predicted = data.oof[data.classes].to_numpy(dtype=np.float64).argmax(axis=1)
     digests, by_fold = {}, {}
     for row in rows:
@@ -93,8 +97,9 @@ def compute_cams(data: RunData, rows: list[int]) -> RunCams:
                              n_classes=len(data.classes),
                              config=HeadConfig(pooling=recipe["pooling"],
                                                hidden=int(recipe["hidden"]),
-                                               dropout=float(recipe["dropout"])))
-            cams = grad_cam(head, features, predicted[fold_rows])
+                                               dropout=float(recipe["dropout"]),
+                                               input_size=tuple(config["input_size"])))
+            cams = class_maps(head, features, predicted[fold_rows])
         except (FileNotFoundError, ValueError, TypeError, KeyError) as error:
             raise CamUnavailableError(
                 f"cannot compute maps with the {recipe['head']!r} head of fold {fold}: {error}"

@@ -110,3 +110,37 @@ def test_attention_is_skipped_with_a_reason(tmp_path: Path):
     fish = load_competition("fisheries")
     result = run_attention(None, train, fish, tmp_path, paths, settings=FAST)
     assert "no finished run" in result.reason and not result.leak
+
+
+def test_fcn_heads_give_their_own_class_activation_maps():
+    from kit.heads import CAM_LAYER, HeadConfig, head_registry
+    from kit.probes.attention import class_maps
+
+    model = head_registry().get("fcn")((4, 4, 2), 2, HeadConfig(hidden=3))
+    # make the cam layer read the input channels directly: channel c is class c's evidence
+    conv = model.get_layer("conv1")
+    kernel = np.zeros(conv.get_weights()[0].shape, np.float32)
+    kernel[1, 1, 0, 0] = kernel[1, 1, 1, 1] = 1.0
+    conv.set_weights([kernel])
+    cam = model.get_layer(CAM_LAYER)
+    cam.set_weights([np.eye(3, 2, dtype=np.float32)[None, None], np.zeros(2, np.float32)])
+    features = np.zeros((2, 4, 4, 2), np.float32)
+    features[0, 1, 2, 0] = 5.0
+    features[1, 3, 0, 1] = 5.0
+    maps = class_maps(model, features, np.array([0, 1]))
+    assert maps.shape == (2, 4, 4) and (maps >= 0).all()
+    assert np.unravel_index(maps[0].argmax(), (4, 4)) == (1, 2)
+    assert np.unravel_index(maps[1].argmax(), (4, 4)) == (3, 0)
+
+
+def test_bbox_heads_are_mapped_through_their_class_output_and_others_say_why_not():
+    from kit.heads import HeadConfig, head_registry
+    from kit.probes.attention import class_maps, unmappable_reason
+
+    model = head_registry().get("bbox")((4, 4, 2), 2, HeadConfig(hidden=3, input_size=(64, 64)))
+    maps = class_maps(model, np.ones((3, 4, 4, 2), np.float32), np.array([0, 1, 0]))
+    assert maps.shape == (3, 4, 4)
+    assert unmappable_reason({"head": "dense"}) is None
+    assert "reads the image metadata" in unmappable_reason({"head": "metadata-merge"})
+    assert "classifies crops" in unmappable_reason({"head": "crop"})
+    assert "fine-tuned run" in unmappable_reason({"head": "dense", "mode": "finetune"})

@@ -25,8 +25,12 @@ from kit.probes.boxes import Box, mass_inside
 from kit.probes.settings import ProbeSettings
 from kit.probes.stats import Interval, bootstrap_mean_interval
 
-__all__ = ["AttentionResult", "ClassAttention", "attention_summary", "grad_cam",
-           "skipped_attention"]
+__all__ = ["ATTENTION_HEADS", "AttentionResult", "ClassAttention", "attention_summary",
+           "class_maps", "grad_cam", "skipped_attention", "unmappable_reason"]
+
+#: Heads whose maps over the cached image features can be drawn: the fcn head's own class
+#: activation maps, Grad-CAM of the class output of the others.
+ATTENTION_HEADS = ("dense", "bbox", "fcn")
 
 BATCH = 64
 
@@ -120,6 +124,49 @@ def grad_cam(model, features: np.ndarray, targets: np.ndarray) -> np.ndarray:
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         out.append(tf.nn.relu(tf.reduce_sum(weights * x, axis=-1)).numpy())
     return np.concatenate(out) if out else np.zeros(features.shape[:3], np.float32)
+
+
+def unmappable_reason(recipe: dict) -> str | None:
+    """Why a run's model has no map over cached image features, or None when it has one."""
+    if recipe.get("mode", "features") == "finetune":
+        return ("a fine-tuned run trains the base, so no cached feature map matches its model; "
+                "probe a features-mode run")
+    head = recipe.get("head", "dense")
+    if head not in ATTENTION_HEADS:
+        why = {"metadata-merge": "also reads the image metadata, so a map over the image alone "
+                                 "does not explain it",
+               "crop": "classifies crops, not the whole image"}.get(head, "is not mappable")
+        return (f"the {head} head {why}; attention maps are drawn for the "
+                f"{', '.join(ATTENTION_HEADS)} heads")
+    return None
+
+
+def class_maps(model, features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Maps (n, h, w) of where a head looks for class `targets` over (n, h, w, c) features.
+
+    An fcn head (a layer named ``cam``) gives its own class activation maps: the ReLU of the
+    target class's channel before global average pooling. Other heads get Grad-CAM of their
+    class output (``probs``; a bbox head's box output is left out).
+    """
+    from kit.heads import CAM_LAYER
+    from kit.tf_runtime import keras
+
+    k = keras()
+    features = np.asarray(features, np.float32)
+    targets = np.asarray(targets, np.int64)
+    if any(layer.name == CAM_LAYER for layer in model.layers):
+        if features.ndim != 4 or targets.shape != (len(features),):
+            raise ValueError(f"class maps need (n, h, w, c) features and one target per map; "
+                             f"received {features.shape} and {targets.shape}.")
+        cam_model = k.Model(model.input, model.get_layer(CAM_LAYER).output)
+        out = [np.asarray(cam_model(features[i:i + BATCH], training=False))
+               for i in range(0, len(features), BATCH)]
+        maps = np.concatenate(out) if out else np.zeros((*features.shape[:3], 1), np.float32)
+        chosen = np.take_along_axis(maps, targets[:, None, None, None], axis=3)[..., 0]
+        return np.maximum(chosen, 0.0).astype(np.float32)
+    if isinstance(model.output, dict):
+        model = k.Model(model.input, model.output["probs"])
+    return grad_cam(model, features, targets)
 
 
 def attention_summary(

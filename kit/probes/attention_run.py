@@ -16,7 +16,13 @@ import pandas as pd
 from kit.competition import Competition
 from kit.folds import load_folds
 from kit.paths import Paths
-from kit.probes.attention import AttentionResult, attention_summary, grad_cam, skipped_attention
+from kit.probes.attention import (
+    AttentionResult,
+    attention_summary,
+    class_maps,
+    skipped_attention,
+    unmappable_reason,
+)
 from kit.probes.boxes import read_boxes
 from kit.probes.runs import FinishedRun, cached_features
 from kit.probes.settings import ProbeSettings
@@ -29,7 +35,8 @@ def _head(run: FinishedRun, feature_shape: tuple[int, ...], n_classes: int, weig
 
     recipe = run.recipe
     config = HeadConfig(pooling=recipe["pooling"], hidden=recipe["hidden"],
-                        dropout=recipe["dropout"])
+                        dropout=recipe["dropout"],
+                        input_size=tuple(run.record["config"]["input_size"]))
     return load_head(weights, head=recipe["head"], feature_shape=feature_shape,
                      n_classes=n_classes, config=config)
 
@@ -52,6 +59,9 @@ def run_attention(run: FinishedRun | None, train: pd.DataFrame, competition: Com
     if run is None:
         return skipped_attention("no finished run on this data; run `python -m kit run` first "
                                  "(or pass --run RUN_ID)")
+    reason = unmappable_reason(run.recipe)
+    if reason:
+        return skipped_attention(reason, run.run_id)
     boxes = read_boxes(root / competition.annotations, competition.classes,
                        list(train["path"]))
     if not boxes:
@@ -84,7 +94,7 @@ def run_attention(run: FinishedRun | None, train: pd.DataFrame, competition: Com
             continue
         rows = folds == fold
         model = _head(run, tuple(features.shape[1:]), competition.n_classes, weights)
-        cams[rows] = grad_cam(model, features[rows], targets[rows])
+        cams[rows] = class_maps(model, features[rows], targets[rows])
         done[rows] = True
     if not done.any():
         return skipped_attention(f"run {run.run_id} has no finished fold", run.run_id)
