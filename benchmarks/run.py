@@ -542,7 +542,8 @@ EXTERNAL: tuple[tuple[str, str, bool], ...] = (
     ("size_probe", "size_probe_images_per_s", True),
     ("score_speed", "score_rows_per_s", False),
     ("report_speed", "report_seconds_500", False),
-    ("finetune_speed", "finetune_speed", True),
+    ("finetune_speed", "finetune_images_per_s", True),
+    ("finetune_speed", "head_train_images_per_s", True),
 )
 
 

@@ -181,6 +181,9 @@ def check_recipe(recipe: Recipe, competition: Competition | None = None) -> None
     if recipe.head == "crop" and recipe.pseudo_label is not None:
         raise ValueError("--pseudo-label works with the heads trained on whole images; the "
                          "crop head does not take it (drop --pseudo-label or pick another head)")
+    if recipe.mode == "finetune" and recipe.pseudo_label is not None:
+        raise ValueError("--pseudo-label works with heads on cached features; --mode finetune "
+                         "does not take it (drop one of the two)")
     if recipe.mode == "finetune" and recipe.head not in FINETUNE_HEADS:
         raise ValueError(
             f"--mode finetune trains the base with a {' or '.join(FINETUNE_HEADS)} head; "

@@ -8,6 +8,7 @@ the environment always wins.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -57,7 +58,10 @@ def tensorflow() -> ModuleType:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # device discovery logs its own noise once
-
+    if not os.environ.get(DEBUG_ENV):
+        # Retracing notices: each fold of a fine-tuning run builds its own model, so its
+        # train function is traced once per fold by design. KIT_DEBUG=1 shows them.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf
 
 

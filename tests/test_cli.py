@@ -310,3 +310,10 @@ def test_unknown_head_loss_or_schedule_lists_the_known_ones(env, capsys):
     assert main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--mode", "finetune",
                  "--head", "bbox"]) == 2
     assert "--mode finetune trains the base with a dense head" in capsys.readouterr().err
+    assert main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--mode", "finetune",
+                 "--pseudo-label", "0.9"]) == 2
+    assert "--mode finetune does not take it" in capsys.readouterr().err
+    assert main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--pseudo-label",
+                 "1.5"]) == 2
+    assert "pseudo_label must be a probability threshold in [0.5, 1)" in \
+        capsys.readouterr().err
