@@ -71,6 +71,10 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _augment(text: str) -> tuple[str, ...]:
+    return () if text.strip() == "none" else _names(text)
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", type=Path, metavar="DIR",
@@ -113,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --mode finetune: how many of the base's last blocks to train")
     run.add_argument("--base-lr-factor", type=float, metavar="F",
                      help="with --mode finetune: the base's learning rate is F x the head's")
+    run.add_argument("--augment", type=_augment, metavar="A1,A2",
+                     help="with --mode finetune: augmentations among flip, rotate, zoom, "
+                          "brightness ('none' for none)")
     run.add_argument("--pseudo-label", type=float, metavar="THRESHOLD",
                      help="retrain each fold with the test images its own model predicts with "
                           "probability >= THRESHOLD (e.g. 0.9)")
@@ -212,7 +219,7 @@ def _recipe(args: argparse.Namespace, competition: Competition):
         "base_lr_factor": args.base_lr_factor, "pseudo_label": args.pseudo_label,
         "loss": args.loss, "schedule": args.schedule, "metadata": args.metadata,
         "fcn_input_size": args.fcn_input_size, "box_loss_weight": args.box_loss_weight,
-        "learning_rate": args.learning_rate,
+        "learning_rate": args.learning_rate, "augment": args.augment,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "backbone" in changes and changes["backbone"] != recipe.backbone:
