@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kit.registry import Registry
+from kit.registry import Registry, with_declared
 
 LABEL_SMOOTHING = 0.1
 FOCAL_GAMMA = 2.0
@@ -89,20 +89,8 @@ def loss_registry(extra: Mapping[str, Callable[..., Any]] | None = None) -> Regi
     registry: Registry[Loss] = Registry("loss function")
     for name, fn in _BUILTINS.items():
         registry.register(name, fn)
-    for name, fn in dict(extra or {}).items():
-        if name in registry:
-            raise ValueError(
-                f"the competition's losses name {name!r}, which clashes with the built-in loss "
-                f"{name!r}; rename it in the competition's `losses` (built-in losses: "
-                f"{', '.join(sorted(_BUILTINS))})"
-            )
-        if not callable(fn):
-            raise TypeError(
-                f"the competition's losses must map names to functions (y_true, y_pred) -> "
-                f"per-sample loss; received {name!r}: {type(fn).__name__}"
-            )
-        registry.register(name, fn)
-    return registry
+    return with_declared(registry, extra, field="losses", noun="loss",
+                         signature="(y_true, y_pred) -> per-sample loss")
 
 
 def resolve_loss(name: str, *, extra: Mapping[str, Callable[..., Any]] | None = None) -> Loss:

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -122,3 +122,35 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry(kind={self.kind!r}, names={list(self.names())!r})"
+
+
+def with_declared(builtins: Registry[T], extra: Mapping[str, object] | None, *, field: str,
+                  noun: str, signature: str) -> Registry[T]:
+    """`builtins` plus a competition's own entries (`extra`), which must not clash with them.
+
+    Args:
+        builtins: A registry holding the built-in entries (extended in place and returned).
+        extra: The competition's declared entries, name -> function.
+        field: The competition's field holding them (``losses``), for messages.
+        noun: What one entry is (``loss``), for messages.
+        signature: The function the field expects (``(y_true, y_pred) -> per-sample loss``).
+
+    Raises:
+        ValueError: If a name is empty, not a string, or clashes with a built-in.
+        TypeError: If a value is not callable.
+    """
+    known = builtins.names()
+    for name, fn in dict(extra or {}).items():
+        if name in builtins:
+            raise ValueError(
+                f"the competition's {field} name {name!r}, which clashes with the built-in "
+                f"{noun} {name!r}; rename it in the competition's `{field}` (built-in {field}: "
+                f"{', '.join(sorted(known))})"
+            )
+        if not callable(fn):
+            raise TypeError(
+                f"the competition's {field} must map names to functions {signature}; "
+                f"received {name!r}: {type(fn).__name__}"
+            )
+        builtins.register(name, fn)  # type: ignore[arg-type]
+    return builtins

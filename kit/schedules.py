@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kit.registry import Registry
+from kit.registry import Registry, with_declared
 
 STEP_EVERY = 10
 STEP_FACTOR = 0.5
@@ -116,20 +116,8 @@ def schedule_registry(
     registry: Registry[Schedule] = Registry("schedule")
     for name, item in _BUILTINS.items():
         registry.register(name, item)
-    for name, fn in dict(extra or {}).items():
-        if name in registry:
-            raise ValueError(
-                f"the competition's schedules name {name!r}, which clashes with the built-in "
-                f"schedule {name!r}; rename it in the competition's `schedules` (built-in "
-                f"schedules: {', '.join(sorted(_BUILTINS))})"
-            )
-        if not callable(fn):
-            raise TypeError(
-                f"the competition's schedules must map names to functions (epoch, lr) -> lr; "
-                f"received {name!r}: {type(fn).__name__}"
-            )
-        registry.register(name, fn)
-    return registry
+    return with_declared(registry, extra, field="schedules", noun="schedule",
+                         signature="(epoch, lr) -> lr")
 
 
 def check_schedule(
