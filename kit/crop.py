@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,11 +162,19 @@ def crop_cross_validate(data, folds: np.ndarray, *, seeds: Sequence[int], run_di
     from tqdm.auto import tqdm
 
     from kit.annotations import boxes_to_image
-    from kit.ensemble import EnsembleData, fold_tasks, gather, head_trainer, run_fold
+    from kit.ensemble import (
+        EnsembleData,
+        cross_validate,
+        fold_tasks,
+        gather,
+        head_trainer,
+        run_fold,
+    )
     from kit.heads import head_registry
 
     registry = head_registry()
-    bbox_cv = _bbox_stage(data, folds, seeds, run_dir, registry.get("bbox"), head, train)
+    bbox_cv = cross_validate(data, folds, seeds=seeds, run_dir=run_dir / "bbox",
+                             build=registry.get("bbox"), head=head, train=train)
     tasks = fold_tasks(np.asarray(folds), seeds, run_dir / "bbox")
     plans: list[tuple[list[str], list[str]]] = []
     requests: dict[str, CropRequest] = {}
@@ -210,16 +218,8 @@ def crop_cross_validate(data, folds: np.ndarray, *, seeds: Sequence[int], run_di
                                  y_train=data.y_train, x_test={"plain": x_test},
                                  n_classes=data.n_classes)
         trainer = trainer or head_trainer(fold_data, dense, head)
-        crop_task = type(task)(fold=task.fold, seed=task.seed, val_index=task.val_index,
-                               folder=run_dir / "crop" / f"seed{task.seed}" / f"fold{task.fold}")
+        crop_task = replace(task, folder=run_dir / "crop" / f"seed{task.seed}" / f"fold{task.fold}")
         results.append(run_fold(crop_task, data=fold_data, build=dense, head=head, train=train,
                                 trainer=trainer))
     return gather(results, data.y_train, n_classes=data.n_classes, n_seeds=len(seeds),
                   box_oof=bbox_cv.box_oof)
-
-
-def _bbox_stage(data, folds, seeds, run_dir, bbox, head, train):
-    from kit.ensemble import cross_validate
-
-    return cross_validate(data, folds, seeds=seeds, run_dir=run_dir / "bbox", build=bbox,
-                          head=head, train=train)

@@ -126,7 +126,8 @@ def _tta_predict(model, data: EnsembleData, split: str,
 FOLD_ARRAYS = ("oof", "test", "box_oof", "box_train", "box_test")
 
 
-def _load_done(task: FoldTask) -> FoldResult:
+def load_fold(task: FoldTask) -> FoldResult:
+    """The saved result of a finished fold (its `done.json` exists), marked resumed."""
     meta = json.loads((task.folder / "done.json").read_text())
     box_file = task.folder / "box_oof.npy"
     return FoldResult(fold=task.fold, seed=task.seed, val_index=task.val_index,
@@ -175,7 +176,7 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
     test rows (`box_test.npy`).
     """
     if (task.folder / "done.json").is_file():
-        return _load_done(task)
+        return load_fold(task)
     start = time.perf_counter()
     trainer = trainer or head_trainer(data, build, head)
     x, y, boxes = fold_training_rows(task, data, pseudo)
@@ -194,20 +195,27 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
                               if data.n_test else np.zeros((0, 4)))
     score = log_loss(data.y_train[task.val_index], oof)
     seconds = time.perf_counter() - start
-    task.folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(task.folder / "model.weights.h5") as tmp:
-        fit.model.save_weights(str(tmp))
-    for name, array in arrays.items():
-        with atomic_path(task.folder / f"{name}.npy") as tmp:
-            np.save(tmp, array)
-    atomic_write_text(task.folder / "history.json", json.dumps(fit.history))
     n_pseudo = None if pseudo is None else int(len(pseudo.index))
-    atomic_write_text(task.folder / "done.json", json.dumps({
+    save_fold(task, model=fit.model, arrays=arrays, history=fit.history, done={
         "log_loss": score, "best_epoch": fit.best_epoch, "seconds": seconds,
-        **({"n_pseudo": n_pseudo} if pseudo is not None else {})}))
+        **({"n_pseudo": n_pseudo} if pseudo is not None else {})})
     return FoldResult(fold=task.fold, seed=task.seed, val_index=task.val_index, oof=oof,
                       test=test, log_loss=score, best_epoch=fit.best_epoch, seconds=seconds,
                       resumed=False, box_oof=arrays.get("box_oof"), n_pseudo=n_pseudo)
+
+
+def save_fold(task: FoldTask, *, model, arrays: dict[str, np.ndarray],
+              history: dict[str, list[float]], done: dict) -> None:
+    """Write a finished fold: weights, `<name>.npy` per array, `history.json`, and `done.json`
+    last (the commit marker `load_fold` and every resume rely on)."""
+    task.folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(task.folder / "model.weights.h5") as tmp:
+        model.save_weights(str(tmp))
+    for name, array in arrays.items():
+        with atomic_path(task.folder / f"{name}.npy") as tmp:
+            np.save(tmp, array)
+    atomic_write_text(task.folder / "history.json", json.dumps(history))
+    atomic_write_text(task.folder / "done.json", json.dumps(done))
 
 
 def pseudo_rows(first_stage: FoldResult, threshold: float) -> PseudoRows:
@@ -263,10 +271,15 @@ def cross_validate(
         # confidently. That model never saw the fold's validation rows or their labels, and the
         # validation rows themselves are never pseudo-labelled, so no validation information
         # reaches the fold's training (tests/test_ensemble.py proves it by changing them).
-        second = [replace(t, folder=t.folder / f"pseudo{pseudo_label:g}") for t in tasks]
-        results = [fn(t, pseudo=pseudo_rows(r, pseudo_label))
-                   for t, r in zip(second, results, strict=True)]
+        second = [(replace(t, folder=t.folder / f"pseudo{pseudo_label:g}"),
+                   pseudo_rows(r, pseudo_label)) for t, r in zip(tasks, results, strict=True)]
+        results = executor.map(functools.partial(_with_pseudo, fn), second)
     return gather(results, data.y_train, n_classes=data.n_classes, n_seeds=len(seeds))
+
+
+def _with_pseudo(fn, task_and_rows: tuple[FoldTask, PseudoRows]) -> FoldResult:
+    task, rows = task_and_rows
+    return fn(task, pseudo=rows)
 
 
 def fold_tasks(folds: np.ndarray, seeds: Sequence[int], run_dir: Path) -> list[FoldTask]:

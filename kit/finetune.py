@@ -79,7 +79,7 @@ import numpy as np
 from kit.atomic import atomic_path, atomic_write_text
 from kit.backbones import Backbone, ResolvedWeights
 from kit.competition import AUGMENTATIONS
-from kit.ensemble import FoldResult, FoldTask
+from kit.ensemble import FoldResult, FoldTask, load_fold, save_fold
 from kit.heads import HeadConfig
 from kit.metrics import log_loss
 from kit.train import TrainConfig, inner_split, predict
@@ -523,14 +523,6 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return history
 
 
-def _saved_result(task: FoldTask) -> FoldResult:
-    meta = json.loads((task.folder / "done.json").read_text())
-    return FoldResult(fold=task.fold, seed=task.seed, val_index=task.val_index,
-                      oof=np.load(task.folder / "oof.npy"), test=np.load(task.folder / "test.npy"),
-                      log_loss=meta["log_loss"], best_epoch=meta["best_epoch"],
-                      seconds=meta["seconds"], resumed=True)
-
-
 def _check_inputs(images: dict[str, np.ndarray], y: np.ndarray,
                   test_images: dict[str, np.ndarray], variants: Sequence[str]) -> None:
     if not variants:
@@ -592,7 +584,7 @@ def run_finetune_fold(
 
     done = task.folder / "done.json"
     if done.is_file():
-        return _saved_result(task)
+        return load_fold(task)
     _check_inputs(images, y, test_images, variants)
     k = keras()
     start = time.perf_counter()
@@ -648,14 +640,8 @@ def _finish(task: FoldTask, files: FoldFiles, model: Any, *, images: dict[str, n
     state = StopState.read(files.stop_state)
     best_epoch = state.best_epoch or len(history.get("loss", []))
     seconds = time.perf_counter() - start
-    with atomic_path(task.folder / "model.weights.h5") as tmp:
-        model.save_weights(str(tmp))
-    for name, array in (("oof", oof), ("test", test)):
-        with atomic_path(task.folder / f"{name}.npy") as tmp:
-            np.save(tmp, array)
-    atomic_write_text(task.folder / "history.json", json.dumps(history))
-    atomic_write_text(task.folder / "done.json", json.dumps(
-        {"log_loss": score, "best_epoch": best_epoch, "seconds": seconds}))
+    save_fold(task, model=model, arrays={"oof": oof, "test": test}, history=history,
+              done={"log_loss": score, "best_epoch": best_epoch, "seconds": seconds})
     shutil.rmtree(files.backup, ignore_errors=True)
     files.best_weights.unlink(missing_ok=True)
     files.stop_state.unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from kit.features import FeatureKey, FeatureStore, compiled_forward, extract
 from kit.folds import assign_folds, load_folds, save_folds
 from kit.heads import HeadConfig, head_registry
 from kit.images import UnreadableImageError, file_digest
+from kit.layout import COLUMNS as TABLE_COLUMNS
 from kit.layout import TRAIN, Layout, read_layout, stratified_sample
 from kit.metadata import MetadataEncoder
 from kit.metrics import log_loss, prior_probs
@@ -178,6 +179,8 @@ def check_recipe(recipe: Recipe, competition: Competition | None = None) -> None
             "no bounding-box annotations (its competition.py declares no `annotations` folder); "
             "choose --head dense, metadata-merge or fcn"
         )
+    if spec.meta:
+        check_metadata_columns(recipe.metadata)
     if recipe.head == "crop" and recipe.pseudo_label is not None:
         raise ValueError("--pseudo-label works with the heads trained on whole images; the "
                          "crop head does not take it (drop --pseudo-label or pick another head)")
@@ -192,6 +195,24 @@ def check_recipe(recipe: Recipe, competition: Competition | None = None) -> None
 
 
 FINETUNE_HEADS = ("dense",)
+
+
+def check_metadata_columns(columns: tuple[str, ...]) -> None:
+    """The metadata-merge head's columns must be image-table columns (or `size`), not the label.
+
+    Raises:
+        KeyError: A column the image table does not have (the known ones listed).
+        ValueError: `label` (the target itself) or no column at all.
+    """
+    if not columns:
+        raise ValueError("--metadata needs at least one column, such as size")
+    if "label" in columns:
+        raise ValueError("--metadata cannot use 'label': it is the target, and unknown for test "
+                         "images; choose from size, width, height, split")
+    unknown = [c for c in columns if c != "size" and c not in TABLE_COLUMNS]
+    if unknown:
+        raise KeyError(f"metadata columns {unknown} are not in the image table; choose from "
+                       f"size, {', '.join(c for c in TABLE_COLUMNS if c != 'label')}")
 
 
 class Run:

@@ -317,3 +317,22 @@ def test_unknown_head_loss_or_schedule_lists_the_known_ones(env, capsys):
                  "1.5"]) == 2
     assert "pseudo_label must be a probability threshold in [0.5, 1)" in \
         capsys.readouterr().err
+
+
+def test_metadata_columns_are_checked_before_any_data_work(env, capsys):
+    base = ["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--head", "metadata-merge"]
+    assert main([*base, "--metadata", "size,label"]) == 2
+    assert "--metadata cannot use 'label': it is the target" in capsys.readouterr().err
+    assert main([*base, "--metadata", "boat"]) == 2
+    assert ("metadata columns ['boat'] are not in the image table; choose from size, path"
+            in capsys.readouterr().err)
+
+
+def test_a_box_head_on_data_without_box_files_names_the_folder(env, fish_layout, capsys):
+    code = main(["run", FISHERIES, "--data", str(fish_layout), "--backbone", "demo_cnn",
+                 "--weights", "none", "--input-size", "32x32", "--folds", "2", "--epochs", "1",
+                 "--tta", "1", "--head", "bbox"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{fish_layout / 'annotations'} holds none for these training images" in err
+    assert "<class>_labels.json" in err
