@@ -132,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fcn-input-size", type=_size, metavar="WxH",
                      help="input size of the fcn head, e.g. 640x360")
     run.add_argument("--box-loss-weight", type=float, metavar="W",
-                     help="weight of the box loss of the bbox and crop heads (class loss: 1)")
+                     help="weight of the box loss (1 - GIoU) of the bbox and crop heads "
+                          "(class loss: 1)")
+    run.add_argument("--box-input-size", type=_size, metavar="WxH",
+                     help="input size the bbox and crop heads find the box in, e.g. 448x256")
+    run.add_argument("--box-variants", type=int, metavar="N",
+                     help="flip and crop views the box heads train on and predict with (1-8)")
     run.add_argument("--learning-rate", type=float, metavar="LR", help="head learning rate")
     run.add_argument("--pooling", help="flatten, avg or max")
     run.add_argument("--folds", type=_folds, metavar="K|group",
@@ -220,6 +225,7 @@ def _recipe(args: argparse.Namespace, competition: Competition):
         "loss": args.loss, "schedule": args.schedule, "metadata": args.metadata,
         "fcn_input_size": args.fcn_input_size, "box_loss_weight": args.box_loss_weight,
         "learning_rate": args.learning_rate, "augment": args.augment,
+        "box_input_size": args.box_input_size, "box_variants": args.box_variants,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "backbone" in changes and changes["backbone"] != recipe.backbone:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.tta import VARIANTS
+
 COMPETITION_FILE = "competition.py"
 LABEL_SOURCES = ("folder", "filename_prefix")
 SUBMISSION_KINDS = ("per_class", "positive_class")
@@ -102,10 +104,14 @@ class Recipe:
     # metadata-merge head: image-table columns merged with the conv features ("size" is the
     # image size, one-hot over the sizes seen in train).
     metadata: tuple[str, ...] = ("size",)
-    # bbox and crop heads: weights of the class and box losses (box coordinates are in pixels
-    # of the input size, so the box loss is small-weighted, as in the fast.ai lesson).
+    # bbox and crop heads: weights of the class and box losses (the box loss is 1 - GIoU, in
+    # [0, 2] whatever the input size); the input size the box is found in (None: the recipe's);
+    # how many TTA views (kit.tta.VARIANTS, in order: plain, hflip, 4 flipped/shifted crops)
+    # the box head trains on, each with its box moved into the view, and predicts with.
     class_loss_weight: float = 1.0
-    box_loss_weight: float = 0.001
+    box_loss_weight: float = 1.0
+    box_input_size: tuple[int, int] | None = None
+    box_variants: int = 2
     # fcn head: its own (larger, non-square) input size, (width, height).
     fcn_input_size: tuple[int, int] = (640, 360)
     # --mode finetune: unfreeze the last `finetune_blocks` blocks of the base, train them at
@@ -126,6 +132,11 @@ class Recipe:
                 raise ValueError(f"{name} must be a number >= 0; received {name}={value!r}")
         if self.class_loss_weight == 0 and self.box_loss_weight == 0:
             raise ValueError("class_loss_weight and box_loss_weight cannot both be 0")
+        if (isinstance(self.box_variants, bool) or not isinstance(self.box_variants, int)
+                or not 1 <= self.box_variants <= len(VARIANTS)):
+            raise ValueError(f"box_variants must be an integer from 1 to {len(VARIANTS)} (the "
+                             f"first views of {', '.join(VARIANTS)}); received "
+                             f"box_variants={self.box_variants!r}")
         if not isinstance(self.finetune_blocks, int) or self.finetune_blocks < 0:
             raise ValueError("finetune_blocks must be an integer >= 0; received "
                              f"finetune_blocks={self.finetune_blocks!r}")

@@ -2,7 +2,8 @@
 
 Per (seed, fold): the fold's bbox head (trained on the fold's training rows only) predicts a box
 for every image; each box, widened by `MARGIN` of its size on every side and clipped to the
-image, is cut from the full-resolution file and resized to the backbone's input size; a dense
+image, is cut from the full-resolution file and resized to the crop features' input size (the
+recipe's, while the bbox stage may read larger images: `Recipe.box_input_size`); a dense
 head is trained on the crops of the fold's training rows and predicts the crops of its
 validation rows and of the test set. Nothing of the validation rows reaches the fold's
 training: their boxes come from a model that never saw them, and only their crops' features
@@ -153,8 +154,8 @@ def crop_cross_validate(data, folds: np.ndarray, *, seeds: Sequence[int], run_di
         head: HeadConfig of both heads.
         train: TrainConfig of both heads.
         images: the files behind the rows, for cropping at full resolution.
-        input_size: the input size the bbox head's boxes are in (and crops are resized to).
-        store: where crop features are cached.
+        input_size: the input size the bbox head's boxes are in.
+        store: where crop features are cached; crops are resized to its key's input size.
         forward: builds the compiled backbone forward pass (only called when crops are missing).
         batch_size: crops per forward pass.
         log: progress lines.

@@ -23,11 +23,29 @@ from kit.train import (
     HeadTrainer,
     Inputs,
     TrainConfig,
+    TrainView,
     has_box_output,
     predict,
     predict_outputs,
 )
-from kit.tta import average
+from kit.tta import average, map_boxes, unmap_boxes
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoxGeometry:
+    """What a box head needs to use the flip and crop views of its images.
+
+    `views` are the TTA variants (kit.tta) the box head trains on, the plain view first; their
+    features are in `EnsembleData.x_train`, and each image's box is moved into every view
+    (`kit.tta.map_boxes`). Predicted boxes are averaged over `EnsembleData.variants`, each
+    brought back to the plain view (`kit.tta.unmap_boxes`). Boxes are in pixels of
+    `input_size`; the sizes are each image's stored (width, height), where crops are cut.
+    """
+
+    input_size: tuple[int, int]
+    train_sizes: np.ndarray
+    test_sizes: np.ndarray
+    views: tuple[str, ...] = ("plain",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,8 +53,9 @@ class EnsembleData:
     """Features per TTA variant (first variant is the plain pass used for training).
 
     Optional extras, aligned with the rows: `meta_train`/`meta_test` (encoded metadata for a
-    head with a `meta` input) and `boxes_train` ((n, 5) `x, y, w, h, has_box` box targets for a
-    head with a `box` output).
+    head with a `meta` input), `boxes_train` ((n, 5) `x, y, w, h, has_box` box targets for a
+    head with a `box` output) and `box_geometry` (the flip and crop views a box head trains
+    on and predicts with; without it, the plain view alone).
     """
 
     variants: tuple[str, ...]
@@ -47,6 +66,7 @@ class EnsembleData:
     meta_train: np.ndarray | None = None
     meta_test: np.ndarray | None = None
     boxes_train: np.ndarray | None = None
+    box_geometry: BoxGeometry | None = None
 
     @property
     def n_test(self) -> int:
@@ -139,13 +159,24 @@ def load_fold(task: FoldTask) -> FoldResult:
                       n_pseudo=meta.get("n_pseudo"))
 
 
+@dataclass(frozen=True, kw_only=True)
+class FoldRows:
+    """What one fold trains on: inputs, labels, box targets (box heads) and, for box heads
+    with `BoxGeometry.views`, the other views of the fold's training images."""
+
+    x: Inputs
+    y: np.ndarray
+    boxes: np.ndarray | None = None
+    views: tuple[TrainView, ...] = ()
+
+
 def fold_training_rows(task: FoldTask, data: EnsembleData,
-                       pseudo: PseudoRows | None = None) -> tuple[Inputs, np.ndarray,
-                                                                  np.ndarray | None]:
+                       pseudo: PseudoRows | None = None) -> FoldRows:
     """The inputs, labels and box targets one fold trains on.
 
     The fold's training rows (every row not in `task.val_index`) plus, with pseudo-labelling,
-    the chosen test rows with their pseudo-labels (and no box). Validation rows never enter.
+    the chosen test rows with their pseudo-labels (and no box). Validation rows never enter,
+    in any view.
     """
     n = len(data.y_train)
     train_index = np.setdiff1d(np.arange(n), task.val_index)
@@ -153,6 +184,16 @@ def fold_training_rows(task: FoldTask, data: EnsembleData,
     x = data.inputs("train", plain, train_index)
     y = data.y_train[train_index]
     boxes = None if data.boxes_train is None else data.boxes_train[train_index]
+    views: list[TrainView] = []
+    geometry = data.box_geometry
+    if boxes is not None and geometry is not None:
+        sizes = geometry.train_sizes[train_index]
+        for view in geometry.views:
+            if view == plain:
+                continue
+            views.append(TrainView(
+                x=data.inputs("train", view, train_index),
+                boxes=map_boxes(boxes, view, sizes, geometry.input_size)))
     if pseudo is not None and len(pseudo.index):
         extra = data.inputs("test", plain, pseudo.index)
         x = ({k: np.concatenate([x[k], extra[k]]) for k in x} if isinstance(x, dict)
@@ -161,7 +202,23 @@ def fold_training_rows(task: FoldTask, data: EnsembleData,
         if boxes is not None:
             boxes = np.concatenate([boxes, np.zeros((len(pseudo.index), boxes.shape[1]),
                                                     boxes.dtype)])
-    return x, y, boxes
+    return FoldRows(x=x, y=y, boxes=boxes, views=tuple(views))
+
+
+def predict_boxes(model, data: EnsembleData, split: str) -> np.ndarray:
+    """Boxes of every row of `split`, in pixels of the input size of the plain view: averaged
+    over the TTA variants, each brought back to the plain view, where `data.box_geometry`
+    says how (else the plain view alone)."""
+    geometry = data.box_geometry
+    variants = data.variants if geometry is not None else data.variants[:1]
+    out = []
+    for variant in variants:
+        boxes = predict_outputs(model, data.inputs(split, variant))["box"]
+        if variant != "plain":
+            sizes = geometry.train_sizes if split == "train" else geometry.test_sizes
+            boxes = unmap_boxes(boxes, variant, sizes, geometry.input_size)
+        out.append(boxes)
+    return average(out)
 
 
 def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: HeadConfig,
@@ -171,7 +228,7 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
 
     `trainer` (optional) is shared by the folds of one process so Keras traces the head once;
     an engine running folds elsewhere leaves it out and each call builds its own. A head with
-    a box output also saves its predicted boxes (plain variant, pixels of the input size) of
+    a box output also saves its predicted boxes (`predict_boxes`: pixels of the input size) of
     the validation rows (`box_oof.npy`), of every training row (`box_train.npy`) and of the
     test rows (`box_test.npy`).
     """
@@ -179,20 +236,19 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
         return load_fold(task)
     start = time.perf_counter()
     trainer = trainer or head_trainer(data, build, head)
-    x, y, boxes = fold_training_rows(task, data, pseudo)
-    fit = trainer.fit(x, y, config=replace(train, seed=task.seed * 1000 + task.fold),
-                      boxes=boxes)
+    rows = fold_training_rows(task, data, pseudo)
+    fit = trainer.fit(rows.x, rows.y, config=replace(train, seed=task.seed * 1000 + task.fold),
+                      boxes=rows.boxes, views=rows.views)
     oof = _tta_predict(fit.model, data, "train", task.val_index)
     test = (_tta_predict(fit.model, data, "test") if data.n_test
             else np.zeros((0, data.n_classes)))
     arrays = {"oof": oof, "test": test}
     if has_box_output(fit.model):
-        plain = data.variants[0]
-        all_boxes = predict_outputs(fit.model, data.inputs("train", plain))["box"]
+        all_boxes = predict_boxes(fit.model, data, "train")
         arrays["box_train"] = all_boxes
         arrays["box_oof"] = all_boxes[task.val_index]
-        arrays["box_test"] = (predict_outputs(fit.model, data.inputs("test", plain))["box"]
-                              if data.n_test else np.zeros((0, 4)))
+        arrays["box_test"] = (predict_boxes(fit.model, data, "test") if data.n_test
+                              else np.zeros((0, 4)))
     score = log_loss(data.y_train[task.val_index], oof)
     seconds = time.perf_counter() - start
     n_pseudo = None if pseudo is None else int(len(pseudo.index))

@@ -29,7 +29,7 @@ from kit.backbones import ResolvedWeights, check_input_size, get_backbone, resol
 from kit.calibration import choose_clip, clip_probs
 from kit.competition import Competition, Recipe
 from kit.crop import CropImages, crop_cross_validate
-from kit.ensemble import CVResult, EnsembleData, cross_validate
+from kit.ensemble import BoxGeometry, CVResult, EnsembleData, cross_validate
 from kit.features import FeatureKey, FeatureStore, compiled_forward, extract
 from kit.folds import assign_folds, load_folds, save_folds
 from kit.heads import HeadConfig, head_registry
@@ -72,7 +72,7 @@ class HeadInputs:
     """What a head needs beyond features: EnsembleData fields, notes for the run record, and
     the (n, 5) box targets (x, y, w, h, has_box) when the head learns boxes."""
 
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray | BoxGeometry]
     notes: dict[str, str]
     boxes: np.ndarray | None = None
 
@@ -227,10 +227,16 @@ class Run:
         self.timings: dict[str, float] = {}
         self.backbone = get_backbone(self.recipe.backbone)
         self.head_spec = head_registry().get(self.recipe.head)
-        size = (self.recipe.fcn_input_size if self.head_spec.input_size == "fcn"
-                else self.recipe.input_size or self.backbone.input_size)
+        recipe_size = check_input_size(
+            self.backbone, tuple(self.recipe.input_size or self.backbone.input_size))
+        size = {"recipe": recipe_size, "fcn": self.recipe.fcn_input_size,
+                "box": self.recipe.box_input_size or recipe_size}[self.head_spec.input_size]
         self.input_size = check_input_size(self.backbone, tuple(size))
+        self.crop_input_size = recipe_size  # the crop head classifies its crops at this size
         self.variants = tta_variants(self.recipe.tta)
+        # Box heads also train on these views of the training images (kit.tta.map_boxes).
+        self.box_views = (tta_variants(self.recipe.box_variants)
+                          if self.head_spec.boxes and self.recipe.mode == "features" else ())
         self.head_config = HeadConfig(pooling=self.recipe.pooling, hidden=self.recipe.hidden,
                                       dropout=self.recipe.dropout, input_size=self.input_size)
         self.head_builder = self.head_spec
@@ -269,17 +275,22 @@ class Run:
             weights = str(path)
         return resolve_weights(self.backbone, weights, seed=self.recipe.seed)
 
-    def features(self, weights: ResolvedWeights, items: list[tuple[str, str]]
+    def features(self, weights: ResolvedWeights, items: list[tuple[str, str]],
+                 train_items: list[tuple[str, str]] | None = None
                  ) -> tuple[dict[str, FeatureStore], dict[str, str], dict]:
-        """Extract (or reuse) features of every item for every TTA variant."""
+        """Extract (or reuse) features of every item for every TTA variant, and of the
+        training items (`train_items`) for the box heads' other training views."""
         start = time.perf_counter()
+        jobs = {v: items for v in self.variants}
+        for view in self.box_views:
+            jobs.setdefault(view, train_items or [])
         stores = {
             v: FeatureStore(self.options.paths.features(), FeatureKey(
                 backbone=self.backbone.name, weights=weights.identity, input_size=self.input_size,
                 preprocess=self.backbone.preprocess, variant=v))
-            for v in self.variants
+            for v in jobs
         }
-        todo = {v: s.missing([d for d, _ in items]) for v, s in stores.items()}
+        todo = {v: s.missing([d for d, _ in jobs[v]]) for v, s in stores.items()}
         unreadable: dict[str, str] = {}
         stats = {"computed": 0, "reused": 0}
         if any(todo.values()):
@@ -289,14 +300,14 @@ class Run:
             forward = compiled_forward(model, preprocess_function(self.backbone), self.input_size)
             for variant, store in stores.items():
                 wanted = set(todo[variant])
-                pending = [(d, f) for d, f in items if d in wanted]
+                pending = [(d, f) for d, f in jobs[variant] if d in wanted]
                 with tqdm(total=len(pending), desc=f"features {variant}", unit="img",
                           disable=None, leave=False) as bar:
                     report = extract(store, pending, forward=forward,
                                      batch_size=self.recipe.batch_size, progress=bar.update)
                 stats["computed"] += report.computed
                 unreadable.update(dict(report.unreadable))
-        stats["reused"] = sum(len(items) - len(t) for t in todo.values())
+        stats["reused"] = sum(len(jobs[v]) - len(t) for v, t in todo.items())
         self._timed("features", start)
         return stores, unreadable, stats
 
@@ -372,15 +383,16 @@ class Run:
     def crop_cv(self, data: EnsembleData, folds: np.ndarray, run_dir: Path,
                 weights: ResolvedWeights, images: CropImages) -> CVResult:
         """bbox head -> crops of the full-resolution images -> dense head (kit.crop)."""
+        size = self.crop_input_size
         store = FeatureStore(self.options.paths.features(), FeatureKey(
-            backbone=self.backbone.name, weights=weights.identity, input_size=self.input_size,
+            backbone=self.backbone.name, weights=weights.identity, input_size=size,
             preprocess=self.backbone.preprocess, variant="crop"))
 
         def forward():
             from kit.backbones import build_model, preprocess_function
 
-            model = build_model(self.backbone, weights, self.input_size)
-            return compiled_forward(model, preprocess_function(self.backbone), self.input_size)
+            model = build_model(self.backbone, weights, size)
+            return compiled_forward(model, preprocess_function(self.backbone), size)
 
         return crop_cross_validate(
             data, folds, seeds=self.seeds, run_dir=run_dir, head=self.head_config,
@@ -415,6 +427,10 @@ class Run:
                                        self.input_size)
             boxes = np.concatenate([coords, mask[:, None].astype(np.float32)], axis=1)
             arrays["boxes_train"] = boxes
+            arrays["box_geometry"] = BoxGeometry(
+                input_size=self.input_size, views=self.box_views or self.variants[:1],
+                train_sizes=np.array(_sizes(train), dtype=np.int64).reshape(-1, 2),
+                test_sizes=np.array(_sizes(test), dtype=np.int64).reshape(-1, 2))
         return HeadInputs(arrays=arrays, notes=notes, boxes=boxes)
 
     def save_predictions(self, run_dir: Path, train: pd.DataFrame, labels: np.ndarray,
@@ -468,8 +484,11 @@ class Run:
             loaded, unreadable, feature_stats = self.images(items)
             present = {d for d, _ in items if all(d in v for v in loaded.values())}
         else:
-            stores, unreadable, feature_stats = self.features(weights, items)
-            present = {d for d, _ in items if all(d in s for s in stores.values())}
+            train_items = items[:len(train_digests)]
+            stores, unreadable, feature_stats = self.features(weights, items, train_items)
+            present = {d for d, _ in items if all(d in stores[v] for v in self.variants)}
+            present -= {d for d, _ in train_items
+                        if not all(d in stores[v] for v in self.box_views)}
         for digest, file in items:
             if digest not in present and file not in unreadable:
                 unreadable[file] = "no features"
@@ -505,8 +524,8 @@ class Run:
             variants=self.variants,
             x_train={v: s.get(used_train_digests) for v, s in stores.items()},
             y_train=labels,
-            x_test={v: (s.get(used_test_digests) if used_test_digests else
-                        np.zeros((0,), np.float32)) for v, s in stores.items()},
+            x_test={v: (stores[v].get(used_test_digests) if used_test_digests else
+                        np.zeros((0,), np.float32)) for v in self.variants},
             n_classes=competition.n_classes,
         )
         extras = self.head_inputs(layout, train_used, test[test_ok].reset_index(drop=True))

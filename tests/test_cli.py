@@ -266,6 +266,21 @@ def test_heads_comparison_trains_every_head_and_reports_the_table(env, tmp_path:
     assert len(folds) == 1
 
 
+def test_a_box_head_reads_its_own_input_size_and_trains_on_flip_and_crop_views(env, tmp_path):
+    out_json = tmp_path / "bbox.json"
+    proc = _cli(["run", FISHERIES, *FAST, "--tta", "2", "--head", "bbox", "--box-input-size",
+                 "96x56", "--box-variants", "3", "--json", str(out_json)], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out_json.read_text())
+    record = json.loads(Path(result["record"]).read_text())
+    assert record["config"]["input_size"] == [96, 56]
+    assert record["config"]["recipe"]["box_variants"] == 3
+    # plain and hflip of all 48 + 32 images (TTA), crop_tl of the 48 training images only
+    assert record["features"]["computed"] + record["features"]["reused"] == 80 * 2 + 48
+    assert 0 <= result["bbox_iou"] <= 1 and "backbone demo_cnn 96x56" in proc.stdout
+    assert len(pd.read_csv(result["submission"])) == 32
+
+
 def test_box_heads_on_a_competition_without_boxes_say_so(env, capsys):
     for head in ("bbox", "crop"):
         assert main(["run", CATS, "--demo", "--demo-preset", "tiny", "--head", head]) == 2
@@ -299,6 +314,15 @@ def test_finetune_and_pseudo_label_runs_write_valid_submissions(env, tmp_path: P
             assert (run_dir / "seed0" / "fold0" / "epochs.csv").is_file()
         else:
             assert len(result["pseudo_label"]["n_pseudo_per_fold"]) == 3
+
+
+def test_bad_box_options_are_refused_before_any_data_work(env, capsys):
+    base = ["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--head", "bbox"]
+    assert main([*base, "--box-variants", "9"]) == 2
+    assert "box_variants must be an integer from 1 to 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        main([*base, "--box-input-size", "96"])
+    assert caught.value.code == 2
 
 
 def test_unknown_head_loss_or_schedule_lists_the_known_ones(env, capsys):

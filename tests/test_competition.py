@@ -63,3 +63,14 @@ def test_bad_declarations_are_rejected():
         _format(kind="ranked")
     with pytest.raises(ValueError, match="needs value_column and positive_class"):
         _format(kind="positive_class")
+
+
+def test_recipe_box_fields_are_validated():
+    from kit.competition import Recipe
+
+    assert Recipe().box_variants == 2 and Recipe().box_input_size is None
+    assert Recipe().box_loss_weight == 1.0  # 1 - GIoU: the same weight at every input size
+    for bad in (0, 9, 2.5, True):
+        with pytest.raises(ValueError, match=r"box_variants must be an integer from 1 to 8 \(the "
+                                             r"first views of plain, hflip, crop_tl"):
+            Recipe(box_variants=bad)

@@ -136,13 +136,57 @@ def test_a_fold_trains_on_its_training_rows_and_pseudo_rows_never_its_validation
                         n_classes=2, meta_train=ids * 10, meta_test=np.zeros((n_test, 1)),
                         boxes_train=np.ones((n, 5), np.float32))
     task = FoldTask(fold=0, seed=0, folder=Path("."), val_index=np.array([1, 4, 7]))
-    x, y, boxes = fold_training_rows(task, data, PseudoRows(index=np.array([0, 3]),
-                                                            labels=np.array([1, 1])))
-    rows = x["features"][:, 0].tolist()
+    got = fold_training_rows(task, data, PseudoRows(index=np.array([0, 3]),
+                                                    labels=np.array([1, 1])))
+    rows = got.x["features"][:, 0].tolist()
     assert not {1, 4, 7} & set(rows)
     assert rows == [0, 2, 3, 5, 6, 8, 9, 10, 11, 100, 103]
-    assert y.tolist() == [0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1]
-    assert boxes[-2:, 4].tolist() == [0, 0] and boxes[:-2, 4].all()  # no box for pseudo rows
+    assert got.y.tolist() == [0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1]
+    assert got.boxes[-2:, 4].tolist() == [0, 0] and got.boxes[:-2, 4].all()  # none for pseudo
+    assert got.views == ()  # no BoxGeometry: the plain view alone
+
+
+def test_a_box_folds_other_views_hold_its_training_rows_with_their_boxes_moved():
+    from kit.ensemble import BoxGeometry, FoldTask, fold_training_rows
+    from kit.tta import map_boxes
+
+    n = 6
+    ids = np.arange(n, dtype=np.float32)[:, None]
+    boxes = np.column_stack([np.full((n, 2), 4.0), np.full((n, 2), 8.0), np.ones(n)])
+    sizes = np.array([(160, 90)] * n)
+    data = EnsembleData(variants=("plain", "hflip"),
+                        x_train={"plain": ids, "hflip": 10 + ids, "crop_tl": 20 + ids},
+                        y_train=np.arange(n) % 2, x_test={"plain": ids[:2], "hflip": ids[:2]},
+                        n_classes=2, boxes_train=boxes.astype(np.float32),
+                        box_geometry=BoxGeometry(input_size=(32, 32), train_sizes=sizes,
+                                                 test_sizes=sizes[:2],
+                                                 views=("plain", "hflip", "crop_tl")))
+    task = FoldTask(fold=0, seed=0, folder=Path("."), val_index=np.array([1, 4]))
+    got = fold_training_rows(task, data)
+    assert [v.x[:, 0].tolist() for v in got.views] == [[10, 12, 13, 15], [20, 22, 23, 25]]
+    np.testing.assert_allclose(got.views[0].boxes, map_boxes(boxes[[0, 2, 3, 5]], "hflip",
+                                                             sizes[:4], (32, 32)))
+    assert got.views[0].boxes[0, :4].tolist() == [20, 4, 8, 8]  # 32 - 4 - 8
+
+
+def test_predicted_boxes_are_averaged_over_views_brought_back_to_the_plain_view():
+    from kit.ensemble import BoxGeometry, predict_boxes
+
+    class Fixed:  # predicts the box a flipped view shows of a box at x = 2..6 in a 32 px input
+        def predict_on_batch(self, x):
+            flipped = x[:, 0] > 0
+            box = np.where(flipped[:, None], [26.0, 0, 4, 4], [2.0, 0, 4, 4])
+            return {"probs": np.full((len(x), 2), 0.5), "box": box}
+
+    x = np.zeros((3, 1), np.float32)
+    data = EnsembleData(variants=("plain", "hflip"), x_train={"plain": x, "hflip": x + 1},
+                        y_train=np.zeros(3, int), x_test={"plain": x, "hflip": x + 1},
+                        n_classes=2, box_geometry=BoxGeometry(
+                            input_size=(32, 32), train_sizes=np.array([(64, 64)] * 3),
+                            test_sizes=np.array([(64, 64)] * 3)))
+    np.testing.assert_allclose(predict_boxes(Fixed(), data, "test"), [[2, 0, 4, 4]] * 3)
+    plain_only = dataclasses.replace(data, box_geometry=None)
+    np.testing.assert_allclose(predict_boxes(Fixed(), plain_only, "train"), [[2, 0, 4, 4]] * 3)
 
 
 def test_pseudo_labels_carry_nothing_of_a_folds_validation_labels(tmp_path: Path):
@@ -198,6 +242,34 @@ def test_bbox_rows_without_a_box_do_not_touch_the_box_loss(tmp_path: Path):
         assert (tmp_path / "a" / "seed0" / "fold0" / f"{name}.npy").is_file()
     resumed = cross_validate(data, folds, run_dir=tmp_path / "a", **kwargs)
     assert all(f.resumed for f in resumed.folds) and np.allclose(resumed.box_oof, a.box_oof)
+
+
+def test_a_box_folds_validation_boxes_reach_it_in_no_view(tmp_path: Path):
+    """Move fold 0's validation boxes: with flipped views in training, fold 0's predictions
+    must not move (fold 1, which trains on those rows, does)."""
+    from kit.ensemble import BoxGeometry
+    from kit.heads import head_registry
+
+    data = _box_data()
+    flipped = data.x_train["plain"][:, :, ::-1].copy()
+    sizes = np.array([(96, 96)] * 48)
+    data = dataclasses.replace(
+        data, variants=("plain", "hflip"), x_train={"plain": data.x_train["plain"],
+                                                    "hflip": flipped},
+        x_test={"plain": data.x_test["plain"], "hflip": data.x_test["plain"][:, :, ::-1]},
+        box_geometry=BoxGeometry(input_size=(48, 48), train_sizes=sizes, test_sizes=sizes[:4],
+                                 views=("plain", "hflip")))
+    folds = (np.arange(48) // 2) % 2  # each fold holds images with boxes and without
+    kwargs = dict(seeds=(0,), build=head_registry().get("bbox"),
+                  head=HeadConfig(hidden=8, input_size=(48, 48)), train=CONFIG)
+    a = cross_validate(data, folds, run_dir=tmp_path / "a", **kwargs)
+    moved = data.boxes_train.copy()
+    moved[folds == 0, :2] += 7
+    b = cross_validate(dataclasses.replace(data, boxes_train=moved), folds,
+                       run_dir=tmp_path / "b", **kwargs)
+    val0 = folds == 0
+    assert np.allclose(a.box_oof[val0], b.box_oof[val0], atol=1e-5)
+    assert not np.allclose(a.box_oof[~val0], b.box_oof[~val0], atol=1e-3)
 
 
 def test_metadata_reaches_a_metadata_merge_head(tmp_path: Path):

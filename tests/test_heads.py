@@ -35,9 +35,18 @@ def test_bbox_head_has_probs_and_box_outputs_and_needs_a_map():
     out = model.predict_on_batch(np.ones((2, 3, 3, 4), np.float32))
     assert set(out) == {"probs", "box"}
     assert out["probs"].shape == (2, 3) and out["box"].shape == (2, 4)
-    # the centre is a weighted mean of cell centres (8, 24 and 40 px): inside the input
+    # each cell's centre (8, 24 and 40 px) moves at most one cell (16 px); the box centre is
+    # their weighted mean
     centre = out["box"][:, :2] + out["box"][:, 2:] / 2
-    assert ((centre >= 8) & (centre <= 40)).all()
+    assert ((centre >= -8) & (centre <= 56)).all()
+    # with zero scores and zero regressions every cell weighs the same: the box sits at the
+    # middle of the input with sides exp(-2) of the input's
+    for name in ("box_heat", "box_regress"):
+        layer = model.get_layer(name)
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    box = model.predict_on_batch(np.ones((1, 3, 3, 4), np.float32))["box"][0]
+    side = 48 * np.exp(-2)
+    np.testing.assert_allclose(box, [24 - side / 2, 24 - side / 2, side, side], rtol=1e-5)
     with pytest.raises(ValueError, match="bbox head needs spatial"):
         spec((16,), 3, HeadConfig(hidden=8, input_size=(48, 48)))
     with pytest.raises(ValueError, match="bbox head needs HeadConfig.input_size"):
