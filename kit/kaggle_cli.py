@@ -27,7 +27,9 @@ from kit.paths import Paths
 from kit.submission import SubmissionError, read_submission, validate_submission
 
 RECIPE_OPTIONS = ("backbone", "weights", "input_size", "head", "pooling", "folds", "tta", "seed",
-                  "epochs", "batch_size", "sample")
+                  "epochs", "batch_size", "sample", "learning_rate", "loss", "schedule", "mode",
+                  "finetune_blocks", "base_lr_factor", "pseudo_label", "fcn_input_size",
+                  "box_input_size", "box_variants", "box_loss_weight")
 """`kit run` options a kernel bakes in (copied from the `run` parser, so they stay the same)."""
 POLL_SECONDS = 10.0
 _sleep = time.sleep  # replaced in tests
@@ -225,7 +227,7 @@ def _recipe_words(args: argparse.Namespace, options: list[argparse.Action]) -> l
         if action.dest == "folds" and value == "group":
             raise ValueError("a kernel cannot use --folds group (it needs the groups `kit probe` "
                              "inferred on this machine); pass a number of folds")
-        if action.dest == "input_size":
+        if action.dest.endswith("input_size"):
             value = f"{value[0]}x{value[1]}"
         words += [action.option_strings[0], str(value)]
     return words

@@ -336,6 +336,16 @@ def test_kernel_without_an_owner(tmp_path: Path, capsys) -> None:
         capsys.readouterr().err)
 
 
+def test_kernel_bakes_in_the_head_and_box_options(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "kernel.json"
+    assert main(["kernel", FISHERIES, "--out", str(tmp_path / "k"), "--head", "bbox",
+                 "--box-input-size", "448x256", "--box-variants", "4", "--fcn-input-size",
+                 "640x360", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["run_args"] == [
+        "--head", "bbox", "--fcn-input-size", "640x360", "--box-input-size", "448x256",
+        "--box-variants", "4"]
+
+
 def test_kernel_refuses_options_it_cannot_carry(tmp_path: Path, capsys) -> None:
     assert main(["kernel", FISHERIES, "--out", str(tmp_path / "k"), "--folds", "group"]) == 2
     assert "a kernel cannot use --folds group" in capsys.readouterr().err
