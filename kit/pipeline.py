@@ -474,7 +474,8 @@ class Run:
         self.log(f"{competition.name}: {len(train)} train and {len(test)} test images from "
                  f"{layout.root}; backbone {self.backbone.name} "
                  f"{self.input_size[0]}x{self.input_size[1]}, {self.recipe.folds} folds, "
-                 f"TTA {len(self.variants)}")
+                 f"TTA {len(self.variants)}"
+                 + (f"; box views {', '.join(self.box_views)}" if self.box_views else ""))
         start = time.perf_counter()
         train_digests, test_digests = _digests(train), _digests(test)
         self._timed("hash", start)

@@ -278,6 +278,7 @@ def test_a_box_head_reads_its_own_input_size_and_trains_on_flip_and_crop_views(e
     # plain and hflip of all 48 + 32 images (TTA), crop_tl of the 48 training images only
     assert record["features"]["computed"] + record["features"]["reused"] == 80 * 2 + 48
     assert 0 <= result["bbox_iou"] <= 1 and "backbone demo_cnn 96x56" in proc.stdout
+    assert "box views plain, hflip, crop_tl" in proc.stdout
     assert len(pd.read_csv(result["submission"])) == 32
 
 
