@@ -24,6 +24,7 @@ from kit.train import (
     Inputs,
     TrainConfig,
     TrainView,
+    concat,
     has_box_output,
     predict,
     predict_outputs,
@@ -195,9 +196,7 @@ def fold_training_rows(task: FoldTask, data: EnsembleData,
                 x=data.inputs("train", view, train_index),
                 boxes=map_boxes(boxes, view, sizes, geometry.input_size)))
     if pseudo is not None and len(pseudo.index):
-        extra = data.inputs("test", plain, pseudo.index)
-        x = ({k: np.concatenate([x[k], extra[k]]) for k in x} if isinstance(x, dict)
-             else np.concatenate([x, extra]))
+        x = concat([x, data.inputs("test", plain, pseudo.index)])
         y = np.concatenate([y, pseudo.labels])
         if boxes is not None:
             boxes = np.concatenate([boxes, np.zeros((len(pseudo.index), boxes.shape[1]),
@@ -210,15 +209,13 @@ def predict_boxes(model, data: EnsembleData, split: str) -> np.ndarray:
     over the TTA variants, each brought back to the plain view, where `data.box_geometry`
     says how (else the plain view alone)."""
     geometry = data.box_geometry
-    variants = data.variants if geometry is not None else data.variants[:1]
-    out = []
-    for variant in variants:
-        boxes = predict_outputs(model, data.inputs(split, variant))["box"]
-        if variant != "plain":
-            sizes = geometry.train_sizes if split == "train" else geometry.test_sizes
-            boxes = unmap_boxes(boxes, variant, sizes, geometry.input_size)
-        out.append(boxes)
-    return average(out)
+    if geometry is None:
+        return predict_outputs(model, data.inputs(split, data.variants[0]))["box"]
+    sizes = geometry.train_sizes if split == "train" else geometry.test_sizes
+    return average([
+        unmap_boxes(predict_outputs(model, data.inputs(split, variant))["box"], variant, sizes,
+                    geometry.input_size)
+        for variant in data.variants])
 
 
 def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: HeadConfig,

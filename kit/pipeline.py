@@ -158,14 +158,23 @@ def check_recipe(recipe: Recipe, competition: Competition | None = None) -> None
 
     Raises:
         KeyError: an unknown backbone, head, loss or schedule (close matches listed).
-        ValueError: `weights="demo"` (the demo base's pretrained weights) with another backbone;
+        ValueError: an input size the backbone cannot take (the option named);
+            `weights="demo"` (the demo base's pretrained weights) with another backbone;
             a box head on a competition without bounding boxes; a mode a head does not support.
     """
     from kit.losses import check_loss
     from kit.schedules import check_schedule
 
-    get_backbone(recipe.backbone)
+    backbone = get_backbone(recipe.backbone)
     spec = head_registry().get(recipe.head)
+    for option, size in (("--input-size", recipe.input_size),
+                         ("--fcn-input-size", recipe.fcn_input_size),
+                         ("--box-input-size", recipe.box_input_size)):
+        if size is not None:
+            try:
+                check_input_size(backbone, tuple(size))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{option} {size!r}: {error}") from error
     if recipe.weights == "demo" and recipe.backbone != "demo_cnn":
         raise ValueError(
             f"--weights demo is only for --backbone demo_cnn; received --backbone "
@@ -276,14 +285,14 @@ class Run:
         return resolve_weights(self.backbone, weights, seed=self.recipe.seed)
 
     def features(self, weights: ResolvedWeights, items: list[tuple[str, str]],
-                 train_items: list[tuple[str, str]] | None = None
+                 train_items: list[tuple[str, str]]
                  ) -> tuple[dict[str, FeatureStore], dict[str, str], dict]:
         """Extract (or reuse) features of every item for every TTA variant, and of the
         training items (`train_items`) for the box heads' other training views."""
         start = time.perf_counter()
         jobs = {v: items for v in self.variants}
         for view in self.box_views:
-            jobs.setdefault(view, train_items or [])
+            jobs.setdefault(view, train_items)
         stores = {
             v: FeatureStore(self.options.paths.features(), FeatureKey(
                 backbone=self.backbone.name, weights=weights.identity, input_size=self.input_size,

@@ -86,10 +86,11 @@ def _view_geometry(variant: str, sizes: np.ndarray, input_size: tuple[int, int]
 
 def _check_boxes(boxes: np.ndarray, sizes: object) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] < 4 or len(boxes) != len(np.asarray(sizes).reshape(-1, 2)):
+    n_sizes = len(np.asarray(sizes).reshape(-1, 2))
+    if boxes.ndim != 2 or boxes.shape[1] not in (4, 5) or len(boxes) != n_sizes:
         raise ValueError(f"boxes must be (n, 4) or (n, 5) rows x, y, w, h[, has_box] with one "
                          f"image size per row; received boxes of shape {boxes.shape} and "
-                         f"{len(np.asarray(sizes).reshape(-1, 2))} sizes")
+                         f"{n_sizes} sizes")
     return boxes
 
 

@@ -324,6 +324,9 @@ def test_bad_box_options_are_refused_before_any_data_work(env, capsys):
     with pytest.raises(SystemExit) as caught:
         main([*base, "--box-input-size", "96"])
     assert caught.value.code == 2
+    assert main([*base, "--box-input-size", "8x8"]) == 2
+    assert "error: --box-input-size (8, 8): input size 8x8 is too small for demo_cnn" in \
+        capsys.readouterr().err
 
 
 def test_unknown_head_loss_or_schedule_lists_the_known_ones(env, capsys):
