@@ -96,7 +96,7 @@ def merge_results(path: Path, entries: dict[str, dict[str, Any]]) -> dict[str, A
 
     Entries written by other benchmarks are kept as they are.
     """
-    from kit.atomic import atomic_write_text
+    from kit.core.atomic import atomic_write_text
 
     merged: dict[str, Any] = {}
     if path.is_file():

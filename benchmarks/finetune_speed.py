@@ -8,13 +8,13 @@ Usage:
 The same backbone (VGG16, `weights=none`, 224x224) and the same N in-memory images (synthetic
 photos from `_common.synthetic_image`, 8 classes) are trained two ways:
 
-* **fine-tuning** (`--mode finetune`): `kit.finetune.build_finetune_model` with its last block
+* **fine-tuning** (`--mode finetune`): `kit.models.finetune.build_finetune_model` with its last block
   unfrozen, all four augmentations on, the default dense head, compiled as
   `run_finetune_fold` does (TwoRateAdam, base at 0.1 x the rate);
 * **head on cached features** (`--mode features`): the same dense head
-  (`kit.heads.build_dense_head`) on the base's features of the same images, computed once
-  beforehand by `kit.features.compiled_forward` (not timed in this arm; its rate is reported
-  as `extract_images_per_s`), compiled as `kit.train.HeadTrainer` does (Adam).
+  (`kit.models.heads.build_dense_head`) on the base's features of the same images, computed once
+  beforehand by `kit.features.cache.compiled_forward` (not timed in this arm; its rate is reported
+  as `extract_images_per_s`), compiled as `kit.models.train.HeadTrainer` does (Adam).
 
 Both arms train with `fit` on every image, batch 32, no validation split, so the figure is the
 cost of the training epochs alone. Each arm first fits one batch so Keras traces its train step
@@ -44,11 +44,11 @@ from _common import (  # also puts the repository root on sys.path
     synthetic_image,
 )
 
-from kit.backbones import get_backbone, preprocess_function, resolve_weights
-from kit.features import compiled_forward
-from kit.finetune import FinetuneConfig, build_finetune_model, finetune_base, two_rate_adam
-from kit.heads import HeadConfig, build_dense_head
-from kit.tf_runtime import keras, set_seed
+from kit.core.tf_runtime import keras, set_seed
+from kit.features.backbones import get_backbone, preprocess_function, resolve_weights
+from kit.features.extract import compiled_forward
+from kit.models.finetune import FinetuneConfig, build_finetune_model, finetune_base, two_rate_adam
+from kit.models.heads import HeadConfig, build_dense_head
 
 SEED = 0
 

@@ -41,16 +41,20 @@ from _common import (  # also puts the repository root on sys.path
     write_jpegs,
 )
 
-from kit.backbones import build_model, get_backbone, preprocess_function, resolve_weights
-from kit.ensemble import EnsembleData, FoldResult, FoldTask, head_trainer, run_fold
-from kit.features import FeatureKey, FeatureStore, compiled_forward, decoded_batches, extract
-from kit.folds import assign_folds
-from kit.heads import HeadConfig, head_registry
-from kit.images import file_digest, load_image, resize
-from kit.metrics import log_loss
-from kit.registry import Registry, UnknownNameError
-from kit.tf_runtime import ONEDNN_DEFAULT, ONEDNN_ENV, set_seed
-from kit.train import HeadTrainer, TrainConfig, fit_head
+from kit.core.errors import UnknownNameError
+from kit.core.registry import Registry
+from kit.core.tf_runtime import ONEDNN_DEFAULT, ONEDNN_ENV, set_seed
+from kit.cv.data import EnsembleData
+from kit.cv.heads import head_trainer, run_fold
+from kit.cv.task import FoldResult, FoldTask
+from kit.data.folds import assign_folds
+from kit.data.images import file_digest, load_image, resize
+from kit.features.backbones import build_model, get_backbone, preprocess_function, resolve_weights
+from kit.features.cache import FeatureKey, FeatureStore
+from kit.features.extract import compiled_forward, decoded_batches, extract
+from kit.models.heads import HeadConfig, head_registry
+from kit.models.train import HeadTrainer, TrainConfig, fit_head
+from kit.scoring.metrics import log_loss
 
 SEED = 0
 WORKER_FLAG = "--_onednn-worker"
@@ -169,7 +173,7 @@ class Arm:
         self.extract_seconds = 0.0
         self.folds: list[FoldResult] = []
         self.oof = np.zeros((n_rows, n_classes))
-        self.trainer: HeadTrainer | None = None  # one per arm, as kit.ensemble.cross_validate
+        self.trainer: HeadTrainer | None = None  # one per arm, as kit.cv.heads.HeadFolds
 
     def extract(self, case: KFoldCase, name: str, part: slice = slice(None)) -> None:
         """Extract the images `part` into the store `name` (timed on this arm's clock)."""
@@ -305,7 +309,7 @@ PIPELINE = {False: PipelineConfig(),
 
 
 def _decode_serial(items: Sequence[tuple[str, str]], size: tuple[int, int]) -> list[np.ndarray]:
-    """Decode every file in this thread exactly as kit.features does (draft JPEG, then resize)."""
+    """Decode every file in this thread exactly as kit.features.cache does (draft JPEG, then resize)."""
     return [resize(load_image(Path(f), draft=size), size) for _, f in items]
 
 
@@ -340,7 +344,7 @@ def _alternate_arms(config: PipelineConfig, extractor: Extractor, items: list[tu
 
 
 def pipeline_efficiency(quick: bool) -> Measurement:
-    """JPEG-to-features rate of kit.features.extract / forward rate on batches in memory."""
+    """JPEG-to-features rate of kit.features.cache.extract / forward rate on batches in memory."""
     config = PIPELINE[quick]
     with work_folder("pipeline") as work:
         images = write_jpegs(work / "jpeg", count=config.images, size=config.image_size,

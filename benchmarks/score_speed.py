@@ -1,7 +1,7 @@
 """Benchmark `score_rows_per_s`: Kaggle log loss of a 100,000-row, 8-class submission.
 
 Builds a solution (one-hot truth, Public/Private usage) and a submission (rows shuffled, columns
-in another order, rows not summing to 1) in memory, then times `kit.scoring.score_frame`, which
+in another order, rows not summing to 1) in memory, then times `kit.scoring.score.score_frame`, which
 validates every id, column and value before scoring. Best of 3. Target: under 1 s, i.e. at
 least 100,000 rows/s.
 
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kit.competition import load_competition  # noqa: E402
-from kit.scoring import score_frame  # noqa: E402
+from kit.scoring.score import score_frame  # noqa: E402
 
 N_ROWS = 100_000
 REPEATS = 3

@@ -5,7 +5,7 @@ Usage:
     python benchmarks/size_probe.py --quick    # a smoke test (benchmarks/work/results.quick.json)
 
 `size_probe_speedup`: the same 1280x720 JPEGs read two ways, one run each: header only
-(`kit.probes.size.read_sizes`, what `kit probe` uses) and full decode (`kit.images.load_image`).
+(`kit.probes.size.read_sizes`, what `kit probe` uses) and full decode (`kit.data.images.load_image`).
 The figure is decode time / header time (target >= 20x).
 
 `size_probe_images_per_s`: images per second of the header-only reading (target >= 1000 on
@@ -31,7 +31,7 @@ from _common import (  # also puts the repository root on sys.path
     write_jpegs,
 )
 
-from kit.images import load_image
+from kit.data.images import load_image
 from kit.probes.size import read_sizes
 
 SIZE = (1280, 720)

@@ -8,15 +8,42 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 FISH = ("ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK", "YFT")
 
 
+# Hypothesis keeps no example database in the repository (tests write only in their tmp folders).
+settings.register_profile("kit", database=None)
+settings.load_profile("kit")
+SKIPPED = {".git", ".venv", "venv", "__pycache__", ".ruff_cache", ".import_linter_cache"}
+
+
+def _files(root: Path) -> set[Path]:
+    out: set[Path] = set()
+    for path in root.iterdir():
+        if path.name in SKIPPED or path.name.endswith(".egg-info"):
+            continue
+        out |= _files(path) if path.is_dir() else {path}
+    return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_written_in_the_repository():
+    """Fails the session if a test left a file in the repository (outside its tmp folder)."""
+    before = _files(REPO)
+    yield
+    added = sorted(str(p.relative_to(REPO)) for p in _files(REPO) - before)
+    assert not added, f"tests wrote into the repository: {added[:10]}"
+
+
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never touch the network: weight downloads are reported as impossible."""
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never touch the network (weight downloads are reported as impossible) and run in
+    their own tmp folder, so the default `./.kit` and `./submissions` land there."""
     monkeypatch.setenv("KIT_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
 
 
 def write_jpeg(path: Path, *, size: tuple[int, int] = (40, 30), seed: int = 0) -> Path:

@@ -1,4 +1,4 @@
-"""Tests for kit.annotations (community box files, point pairs, box targets, IoU)."""
+"""Tests for kit.data.annotations (community box files, point pairs, box targets, IoU)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kit.annotations import (
+from kit.competition import load_competition
+from kit.data.annotations import (
     Box,
     box_from_points,
     box_targets,
@@ -19,7 +20,6 @@ from kit.annotations import (
     iou,
     read_annotations,
 )
-from kit.competition import load_competition
 from kit.demo.cache import generate_demo
 from kit.probes.boxes import Box as ProbeBox
 from tests.conftest import FISH

@@ -1,4 +1,4 @@
-"""Tests for kit.archives: nested competition archives, re-runs, and archive attacks."""
+"""Tests for kit.kaggle.archives: nested competition archives, re-runs, and archive attacks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import py7zr
 import pytest
 
-from kit import archives
-from kit.archives import (
+from kit.kaggle import archives
+from kit.kaggle.archives import (
     MARKER,
     ExtractLimits,
     UnsafeArchiveError,

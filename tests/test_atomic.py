@@ -1,4 +1,4 @@
-"""Tests for kit.atomic."""
+"""Tests for kit.core.atomic."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from kit.core.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 
 def _entries(directory: Path) -> list[str]:
@@ -46,7 +46,7 @@ def test_write_failure_keeps_old_file_and_leaves_no_temp(
     def fail_replace(src: object, dst: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("kit.atomic.os.replace", fail_replace)
+    monkeypatch.setattr("kit.core.atomic.os.replace", fail_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"

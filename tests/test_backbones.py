@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.backbones import (
+from kit.features.backbones import (
     MissingWeightsError,
     backbone_registry,
     build_model,
@@ -33,7 +33,7 @@ def test_unknown_backbone_lists_close_matches():
 
 def test_missing_imagenet_weights_fail_fast_naming_the_cache_file(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr("kit.backbones.keras_cache_candidates",
+    monkeypatch.setattr("kit.features.backbones.keras_cache_candidates",
                         lambda name: (tmp_path / "keras" / "models" / name,))
     start = time.perf_counter()
     with pytest.raises(MissingWeightsError) as caught:
@@ -77,6 +77,7 @@ def test_input_size_checks():
         check_input_size(get_backbone("vgg16"), (64.0, 64))
 
 
+@pytest.mark.slow
 def test_weights_file_round_trip(tmp_path: Path):
     demo = get_backbone("demo_cnn")
     model = build_model(demo, resolve_weights(demo, "none", seed=0), (32, 32))

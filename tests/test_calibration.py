@@ -1,4 +1,4 @@
-"""Tests for kit.calibration."""
+"""Tests for kit.scoring.calibration."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from kit.calibration import DEFAULT_CLIP_GRID, ClipChoice, choose_clip, clip_probs
-from kit.metrics import log_loss
+from kit.scoring.calibration import DEFAULT_CLIP_GRID, ClipChoice, choose_clip, clip_probs
+from kit.scoring.metrics import log_loss
 
 
 def test_default_grid() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kit.cli import main
+from kit.cli.main import main
 from tests.conftest import REPO, write_jpeg
 
 FISHERIES = str(REPO / "competitions" / "fisheries")
@@ -40,6 +40,7 @@ def _cli(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProc
                           text=True, timeout=600, **kw)
 
 
+@pytest.mark.slow
 def test_fisheries_demo_run_and_score_through_the_real_cli(env, tmp_path: Path):
     out_json = tmp_path / "run.json"
     proc = _cli(["run", FISHERIES, *FAST, "--json", str(out_json)], env)
@@ -73,6 +74,7 @@ def test_fisheries_demo_run_and_score_through_the_real_cli(env, tmp_path: Path):
     assert "public" in proc.stdout and "private" in proc.stdout
 
 
+@pytest.mark.slow
 def test_dogs_vs_cats_demo_run_writes_id_label(env, tmp_path: Path):
     out_json = tmp_path / "run.json"
     assert main(["run", CATS, *FAST, "--tta", "1", "--json", str(out_json)]) == 0
@@ -82,6 +84,7 @@ def test_dogs_vs_cats_demo_run_writes_id_label(env, tmp_path: Path):
     assert frame["label"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_sample_runs_on_a_stratified_subset(env, tmp_path: Path):
     out_json = tmp_path / "run.json"
     assert main(["run", FISHERIES, *FAST, "--sample", "40", "--tta", "1",
@@ -90,7 +93,7 @@ def test_sample_runs_on_a_stratified_subset(env, tmp_path: Path):
     assert result["n_train"] == 40 and result["n_test"] == 32
     # the class-prior baseline is the prior of the 40 images the run trained on
     from kit.competition import load_competition
-    from kit.scoring import prior_scores, read_solution
+    from kit.scoring.score import prior_scores, read_solution
 
     competition = load_competition(FISHERIES)
     record = json.loads(Path(result["submission"]).with_suffix(".json").read_text())
@@ -101,6 +104,7 @@ def test_sample_runs_on_a_stratified_subset(env, tmp_path: Path):
     assert result["local_score"]["baseline"]["public"] == pytest.approx(expected.public)
 
 
+@pytest.mark.slow
 def test_unreadable_images_are_skipped_in_training_and_predicted_in_test(env, tmp_path: Path):
     data = tmp_path / "data"
     assert main(["demo", FISHERIES, "--out", str(data), "--preset", "tiny"]) == 0
@@ -140,7 +144,7 @@ def test_unknown_backbone(env, capsys):
 
 def test_missing_imagenet_weights_fail_within_seconds(env, capsys, monkeypatch, tmp_path: Path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr("kit.backbones.keras_cache_candidates",
+    monkeypatch.setattr("kit.features.backbones.keras_cache_candidates",
                         lambda name: (tmp_path / "keras" / "models" / name,))
     start = time.perf_counter()
     code = main(["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--backbone", "vgg16",
@@ -165,6 +169,7 @@ def test_score_without_solution(env, tmp_path: Path, capsys):
     assert "--solution FILE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_finishes_with_the_same_submission(env, tmp_path: Path):
     args = ["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--folds", "3", "--epochs", "6",
             "--tta", "1", "--json"]
@@ -198,11 +203,12 @@ def test_killed_run_resumes_and_finishes_with_the_same_submission(env, tmp_path:
     assert (a - b).abs().to_numpy().max() < 1e-3
 
 
+@pytest.mark.slow
 def test_a_failing_report_does_not_fail_the_run(env, tmp_path: Path, monkeypatch, capsys):
     def broken(record):
         raise ValueError("plotting failed")
 
-    monkeypatch.setattr("kit.report.write_report", broken)
+    monkeypatch.setattr("kit.report.write.write_report", broken)
     out_json = tmp_path / "run.json"
     assert main(["run", CATS, *FAST, "--tta", "1", "--json", str(out_json)]) == 0
     result = json.loads(out_json.read_text())
@@ -212,6 +218,7 @@ def test_a_failing_report_does_not_fail_the_run(env, tmp_path: Path, monkeypatch
     assert "python -m kit report dogs-vs-cats-redux" in err
 
 
+@pytest.mark.slow
 def test_several_seeds_train_every_fold_per_seed(env, tmp_path: Path):
     out_json = tmp_path / "run.json"
     assert main(["run", CATS, *FAST, "--tta", "1", "--seeds", "0,1", "--json", str(out_json)]) == 0
@@ -237,6 +244,7 @@ def test_demo_weights_with_another_backbone_is_an_error_not_a_fallback(env, caps
 # ---------------------------------------------------------------- issue 4: heads and modes
 
 
+@pytest.mark.slow
 def test_heads_comparison_trains_every_head_and_reports_the_table(env, tmp_path: Path):
     out_json = tmp_path / "cmp.json"
     proc = _cli(["run", FISHERIES, *FAST, "--tta", "1",
@@ -266,6 +274,7 @@ def test_heads_comparison_trains_every_head_and_reports_the_table(env, tmp_path:
     assert len(folds) == 1
 
 
+@pytest.mark.slow
 def test_a_box_head_reads_its_own_input_size_and_trains_on_flip_and_crop_views(env, tmp_path):
     out_json = tmp_path / "bbox.json"
     proc = _cli(["run", FISHERIES, *FAST, "--tta", "2", "--head", "bbox", "--box-input-size",
@@ -292,6 +301,7 @@ def test_box_heads_on_a_competition_without_boxes_say_so(env, capsys):
     assert "has no bounding-box annotations" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_dogs_vs_cats_runs_the_heads_that_apply(env, tmp_path: Path):
     out_json = tmp_path / "cmp.json"
     proc = _cli(["run", CATS, *FAST, "--tta", "1", "--heads", "metadata-merge,fcn",
@@ -302,6 +312,7 @@ def test_dogs_vs_cats_runs_the_heads_that_apply(env, tmp_path: Path):
     assert "bbox_iou" not in json.loads(out_json.read_text())
 
 
+@pytest.mark.slow
 def test_finetune_and_pseudo_label_runs_write_valid_submissions(env, tmp_path: Path):
     for extra in (["--mode", "finetune", "--epochs", "2"], ["--pseudo-label", "0.5"]):
         out_json = tmp_path / "run.json"
@@ -356,6 +367,7 @@ def test_metadata_columns_are_checked_before_any_data_work(env, capsys):
             in capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_a_box_head_on_data_without_box_files_names_the_folder(env, fish_layout, capsys):
     code = main(["run", FISHERIES, "--data", str(fish_layout), "--backbone", "demo_cnn",
                  "--weights", "none", "--input-size", "32x32", "--folds", "2", "--epochs", "1",
@@ -364,3 +376,45 @@ def test_a_box_head_on_data_without_box_files_names_the_folder(env, fish_layout,
     err = capsys.readouterr().err
     assert f"{fish_layout / 'annotations'} holds none for these training images" in err
     assert "<class>_labels.json" in err
+
+
+# ---------------------------------------------------------------- errors: the user's or a bug
+
+
+def test_a_bug_prints_its_traceback_and_exits_1_not_an_error_line(tmp_path: Path):
+    """Only the kit's own KitError becomes `error:` with exit 2; anything else is a bug."""
+    code = ("import sys\nimport kit.cli.score as score\n"
+            "def broken(args):\n    return {}['no such key']\n"
+            "score.cmd_score = broken\nfrom kit.cli.main import main\n"
+            "sys.exit(main(['score', 'fisheries', 'x.csv', '--solution', 'y.csv']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert "KeyError: 'no such key'" in done.stderr and "error:" not in done.stderr
+
+
+def test_a_user_error_is_one_line_with_exit_2(env, capsys):
+    assert main(["score", FISHERIES, "nope.csv"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no solution file") and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--folds", "1", "error: --folds 1: folds must be an integer >= 2 (K-fold needs at least "
+                     "two folds); received folds=1"),
+    ("--folds", "0", "error: --folds 0: folds must be an integer >= 2"),
+    ("--seed", "-1", "error: --seed -1: seed must be an integer from 0 to 4294967295; "
+                     "received seed=-1"),
+    ("--tta", "9", "error: --tta 9: tta must be an integer from 1 to 8"),
+    ("--epochs", "0", "error: --epochs 0: epochs must be an integer >= 1"),
+    ("--dropout", "1.5", "error: --dropout 1.5: dropout must be a number in [0, 1)"),
+    ("--pooling", "mean", "error: --pooling mean: pooling must be one of flatten, avg, max"),
+    ("--mode", "train", "error: --mode train: mode must be one of features, finetune"),
+])
+def test_options_are_checked_before_any_data_work_naming_the_flag(env, capsys, tmp_path, flag,
+                                                                  value, message):
+    assert main(["run", FISHERIES, "--data", str(tmp_path), flag, value]) == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert list(tmp_path.iterdir()) == []  # no data work: the (empty) folder was never read

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from kit.comparison import compare_heads, comparison_row, format_table
+from kit.app.compare import compare_heads, comparison_row, format_table
+from kit.runs.record import RunRecord
 
 
 def _summary(tmp_path: Path, head: str, cv: float, public=None, private=None) -> dict:
-    record = tmp_path / f"{head}.json"
-    record.write_text(json.dumps({"run_id": head}))
+    record = RunRecord(competition="fisheries", run_id=head, run_dir=str(tmp_path)).write(
+        tmp_path / f"{head}.json")
     out = {"run_id": head, "cv_log_loss": cv, "record": str(record),
            "timings": {"total": 12.5, "pretrain_demo_base": 10.0}}
     if public is not None:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from kit.crop import CropRequest, crop_key, crop_rect, extract_crops
-from kit.features import FeatureKey, FeatureStore
+from kit.features.cache import FeatureKey, FeatureStore
+from kit.features.crops import CropRequest, crop_key, crop_rect, extract_crops
 
 
 def test_crop_rect_widens_keeps_a_minimum_and_clips():
@@ -37,7 +37,7 @@ def _image(path: Path, colour: tuple[int, int, int]) -> str:
 
 
 def test_extract_crops_cuts_every_rectangle_and_reuses_the_cache(tmp_path, monkeypatch):
-    import kit.crop as crop
+    import kit.features.crops as crop
 
     red, blue = _image(tmp_path / "a.png", (255, 0, 0)), _image(tmp_path / "b.png", (0, 0, 255))
     store = FeatureStore(tmp_path / "features", FeatureKey(

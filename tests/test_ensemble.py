@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.ensemble import EnsembleData, cross_validate
-from kit.executors import LocalExecutor, executor_registry
-from kit.heads import HeadConfig, build_dense_head, head_registry
-from kit.metrics import log_loss
-from kit.train import TrainConfig, inner_split
+from kit.cv.data import EnsembleData
+from kit.cv.driver import run_folds
+from kit.cv.executors import LocalExecutor, executor_registry
+from kit.cv.heads import HeadFolds
+from kit.models.heads import HeadConfig, build_dense_head, head_registry
+from kit.models.train import TrainConfig, inner_split
+from kit.scoring.metrics import log_loss
 
 
 def _data(n=60, n_test=10, seed=0):
@@ -30,6 +32,16 @@ def _data(n=60, n_test=10, seed=0):
 
 
 CONFIG = TrainConfig(epochs=15, batch_size=16, learning_rate=1e-2, patience=5)
+
+
+def cross_validate(data, folds, *, seeds, run_dir, build, head, train, executor=None,
+                   pseudo_label=None):
+    """Heads on features through the one fold driver, as `kit run` trains them."""
+    from kit.runs.layout import RunFolder
+
+    return run_folds(HeadFolds(data=data, build=build, head=head, train=train), folds,
+                     data.y_train, n_classes=data.n_classes, seeds=seeds,
+                     folder=RunFolder(run_dir), executor=executor, pseudo_label=pseudo_label)
 
 
 def test_head_config_validation():
@@ -59,6 +71,7 @@ def test_inner_split_is_stratified_and_disjoint():
     assert set(y[stop]) == {0, 1}
 
 
+@pytest.mark.slow
 def test_cross_validate_learns_and_resumes(tmp_path: Path):
     data = _data()
     folds = np.random.default_rng(1).permutation(np.arange(60) % 3)
@@ -80,6 +93,7 @@ def test_cross_validate_learns_and_resumes(tmp_path: Path):
     assert np.allclose(again.oof, result.oof, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_seeds_average(tmp_path: Path):
     data = _data(n=30, n_test=4)
     result = cross_validate(data, np.random.default_rng(2).permutation(np.arange(30) % 2), seeds=(0, 1), run_dir=tmp_path,
@@ -93,8 +107,9 @@ def test_executor_registry():
     assert LocalExecutor().map(lambda x: x * 2, [1, 2]) == [2, 4]
 
 
+@pytest.mark.slow
 def test_a_reused_trainer_fits_exactly_like_a_fresh_model():
-    from kit.train import HeadTrainer, fit_head, predict
+    from kit.models.train import HeadTrainer, fit_head, predict
 
     data = _data(n=45)
     x, y = data.x_train["plain"], data.y_train
@@ -115,7 +130,8 @@ def test_a_reused_trainer_fits_exactly_like_a_fresh_model():
 
 
 def test_pseudo_rows_take_the_folds_own_confident_test_predictions():
-    from kit.ensemble import FoldResult, pseudo_rows
+    from kit.cv.pseudo import pseudo_rows
+    from kit.cv.task import FoldResult
 
     test = np.array([[0.95, 0.05], [0.6, 0.4], [0.02, 0.98]])
     first = FoldResult(fold=0, seed=0, val_index=np.arange(2), oof=np.zeros((2, 2)), test=test,
@@ -127,7 +143,8 @@ def test_pseudo_rows_take_the_folds_own_confident_test_predictions():
 
 
 def test_a_fold_trains_on_its_training_rows_and_pseudo_rows_never_its_validation_rows():
-    from kit.ensemble import FoldTask, PseudoRows, fold_training_rows
+    from kit.cv.data import PseudoRows, fold_training_rows
+    from kit.cv.task import FoldTask
 
     n, n_test = 12, 5
     ids = np.arange(n, dtype=np.float32)[:, None]  # each row's feature is its own id
@@ -147,8 +164,9 @@ def test_a_fold_trains_on_its_training_rows_and_pseudo_rows_never_its_validation
 
 
 def test_a_box_folds_other_views_hold_its_training_rows_with_their_boxes_moved():
-    from kit.ensemble import BoxGeometry, FoldTask, fold_training_rows
-    from kit.tta import map_boxes
+    from kit.cv.data import BoxGeometry, fold_training_rows
+    from kit.cv.task import FoldTask
+    from kit.data.tta import map_boxes
 
     n = 6
     ids = np.arange(n, dtype=np.float32)[:, None]
@@ -170,7 +188,8 @@ def test_a_box_folds_other_views_hold_its_training_rows_with_their_boxes_moved()
 
 
 def test_predicted_boxes_are_averaged_over_views_brought_back_to_the_plain_view():
-    from kit.ensemble import BoxGeometry, predict_boxes
+    from kit.cv.data import BoxGeometry
+    from kit.cv.heads import predict_boxes
 
     class Fixed:  # predicts the box a flipped view shows of a box at x = 2..6 in a 32 px input
         def predict_on_batch(self, x):
@@ -189,6 +208,7 @@ def test_predicted_boxes_are_averaged_over_views_brought_back_to_the_plain_view(
     np.testing.assert_allclose(predict_boxes(Fixed(), plain_only, "train"), [[2, 0, 4, 4]] * 3)
 
 
+@pytest.mark.slow
 def test_pseudo_labels_carry_nothing_of_a_folds_validation_labels(tmp_path: Path):
     """Change the labels of fold 0's validation rows: fold 0's predictions must not move.
 
@@ -224,8 +244,9 @@ def _box_data(n=48, seed=0):
                         x_test={"plain": x[:4]}, n_classes=2, boxes_train=boxes)
 
 
+@pytest.mark.slow
 def test_bbox_rows_without_a_box_do_not_touch_the_box_loss(tmp_path: Path):
-    from kit.heads import head_registry
+    from kit.models.heads import head_registry
 
     data = _box_data()
     garbage = data.boxes_train.copy()
@@ -244,11 +265,12 @@ def test_bbox_rows_without_a_box_do_not_touch_the_box_loss(tmp_path: Path):
     assert all(f.resumed for f in resumed.folds) and np.allclose(resumed.box_oof, a.box_oof)
 
 
+@pytest.mark.slow
 def test_a_box_folds_validation_boxes_reach_it_in_no_view(tmp_path: Path):
     """Move fold 0's validation boxes: with flipped views in training, fold 0's predictions
     must not move (fold 1, which trains on those rows, does)."""
-    from kit.ensemble import BoxGeometry
-    from kit.heads import head_registry
+    from kit.cv.data import BoxGeometry
+    from kit.models.heads import head_registry
 
     data = _box_data()
     flipped = data.x_train["plain"][:, :, ::-1].copy()
@@ -272,8 +294,9 @@ def test_a_box_folds_validation_boxes_reach_it_in_no_view(tmp_path: Path):
     assert not np.allclose(a.box_oof[~val0], b.box_oof[~val0], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_metadata_reaches_a_metadata_merge_head(tmp_path: Path):
-    from kit.heads import head_registry
+    from kit.models.heads import head_registry
 
     rng = np.random.default_rng(0)
     n = 60

@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.features import FeatureKey, FeatureStore, extract
-from kit.images import file_digest
+from kit.data.images import file_digest
+from kit.features.cache import FeatureKey, FeatureStore
+from kit.features.extract import extract
 from tests.conftest import write_jpeg
 
 
@@ -82,8 +83,13 @@ def test_uncommitted_shard_is_ignored(tmp_path: Path):
 
 
 def test_compiled_forward_on_a_real_backbone(tmp_path: Path):
-    from kit.backbones import build_model, get_backbone, preprocess_function, resolve_weights
-    from kit.features import compiled_forward
+    from kit.features.backbones import (
+        build_model,
+        get_backbone,
+        preprocess_function,
+        resolve_weights,
+    )
+    from kit.features.extract import compiled_forward
 
     backbone = get_backbone("demo_cnn")
     model = build_model(backbone, resolve_weights(backbone, "none", seed=0), (32, 32))

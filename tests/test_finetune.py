@@ -14,24 +14,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.backbones import backbone_registry, build_model, get_backbone, resolve_weights
-from kit.ensemble import FoldTask
-from kit.finetune import (
+from kit.core.tf_runtime import keras
+from kit.cv.finetune import FinetuneFit, backup_epoch, clear_training_state, run_finetune_fold
+from kit.cv.task import FoldTask
+from kit.features.backbones import backbone_registry, build_model, get_backbone, resolve_weights
+from kit.features.extract import load_images
+from kit.models.finetune import (
     FinetuneConfig,
-    FoldFiles,
     augmentation_layers,
     build_finetune_model,
     finetune_base,
     finetune_blocks,
-    load_images,
     read_history,
-    run_finetune_fold,
     two_rate_adam,
     unfreeze_last,
 )
-from kit.heads import HeadConfig, build_dense_head
-from kit.tf_runtime import keras
-from kit.train import TrainConfig
+from kit.models.heads import HeadConfig, build_dense_head
+from kit.models.train import TrainConfig
+from kit.runs.layout import FoldFolder
 from tests.conftest import REPO, write_jpeg
 
 SIZE = (32, 32)
@@ -66,11 +66,12 @@ def demo_fold(folder: Path, *, epochs: int, patience: int, lr_callbacks=None, lo
     images, y, test_images = demo_data()
     task = FoldTask(fold=0, seed=0, folder=folder, val_index=np.arange(0, N_IMAGES, 4))
     config = FinetuneConfig(blocks=2)
+    fit = FinetuneFit(
+        train=TrainConfig(epochs=epochs, batch_size=8, patience=patience, learning_rate=3e-3),
+        config=config, lr_callbacks=(lambda: list(lr_callbacks)) if lr_callbacks else None)
     return run_finetune_fold(
         task, images=images, y=y, test_images=test_images, variants=VARIANTS, n_classes=2,
-        build=lambda: demo_build(config, seed=1), config=config,
-        train=TrainConfig(epochs=epochs, batch_size=8, patience=patience, learning_rate=3e-3),
-        lr_callbacks=lr_callbacks, log=log)
+        build=lambda: demo_build(config, seed=1), fit=fit, log=log)
 
 
 def epochs_logged(folder: Path) -> list[int]:
@@ -199,6 +200,7 @@ def test_two_rate_adam_steps_base_variables_at_the_factor_of_the_current_rate():
     assert optimizer.get_config()["base_lr_factor"] == 0.01
 
 
+@pytest.mark.slow
 def test_base_moves_by_the_factor_in_a_compiled_training_step():
     """Through fit's compiled step (the TF backend hands update_step tf.Variables)."""
     images, y, _ = demo_data()
@@ -275,6 +277,9 @@ def test_base_stays_in_inference_mode_so_batch_norm_statistics_do_not_move():
     assert not any(np.array_equal(a, b) for a, b in zip(before[8:], after[8:], strict=True))
 
 
+@pytest.mark.xfail(strict=False, reason="pins a Keras bug (keras-team/keras#20285): it passes "
+                   "while the bug lasts; when Keras honours training=False again it fails, "
+                   "which is fine: InferenceBase is then merely redundant")
 def test_keras_overrides_training_false_recorded_in_a_functional_model():
     """Why InferenceBase exists (keras-team/keras#20285): `base(x, training=False)` in a
     functional model still updates BatchNorm statistics during fit. If this starts failing,
@@ -367,16 +372,16 @@ def test_read_history_keeps_the_last_row_of_an_epoch_run_twice(tmp_path):
 
 
 def test_an_unreadable_backup_is_not_resumed(tmp_path):
-    files = FoldFiles(tmp_path)
-    assert files.backup_epoch() is None
+    files = FoldFolder(tmp_path)
+    assert backup_epoch(files) is None
     files.backup.mkdir()
     (files.backup / "latest.weights.h5").write_bytes(b"weights")
     (files.backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
-    assert files.backup_epoch() == 3
+    assert backup_epoch(files) == 3
     (files.backup / "training_metadata.json").write_text('{"epo')  # cut off mid-write
-    assert files.backup_epoch() is None
-    files.epochs.write_text("epoch,loss\n0,1.0\n")
-    files.clear_training_state()
+    assert backup_epoch(files) is None
+    files.epochs_log.write_text("epoch,loss\n0,1.0\n")
+    clear_training_state(files)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -389,7 +394,7 @@ def test_run_finetune_fold_writes_the_fold_files_and_resumes(tmp_path, monkeypat
         raise KeyboardInterrupt("killed after training, before the outputs were written")
 
     # 1. training finishes, then the process dies before done.json
-    monkeypatch.setattr("kit.finetune._finish", crash)
+    monkeypatch.setattr("kit.cv.finetune._finish", crash)
     with pytest.raises(KeyboardInterrupt):
         demo_fold(folder, epochs=3, patience=5, log=lines.append)
     assert not (folder / "backup").exists()  # BackupAndRestore deleted it at the end of fit
@@ -419,7 +424,7 @@ def test_run_finetune_fold_writes_the_fold_files_and_resumes(tmp_path, monkeypat
 CHILD = """
 import sys, time
 from pathlib import Path
-from kit.tf_runtime import keras
+from kit.core.tf_runtime import keras
 from tests.test_finetune import demo_fold
 
 pause = keras().callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: time.sleep(0.4))

@@ -1,4 +1,4 @@
-"""Tests for kit.folds."""
+"""Tests for kit.data.folds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.folds import assign_folds, load_folds, save_folds
+from kit.data.folds import assign_folds, load_folds, save_folds
 
 # 30 samples: 15 'ALB', 9 'YFT', 6 'LAG'.
 LABELS = ["ALB"] * 15 + ["YFT"] * 9 + ["LAG"] * 6
@@ -203,7 +203,7 @@ def test_group_split_across_folds_is_refused(monkeypatch: pytest.MonkeyPatch) ->
             yield np.array([2, 3]), np.array([0, 1])
             yield np.array([0, 1]), np.array([2, 3])
 
-    monkeypatch.setattr("kit.folds.StratifiedGroupKFold", LeakySplitter)
+    monkeypatch.setattr("kit.data.folds.StratifiedGroupKFold", LeakySplitter)
     with pytest.raises(RuntimeError, match=r"^group 'g1' was split across folds; refusing"):
         assign_folds(["a", "b", "a", "b"], n_splits=2, groups=["g0", "g1", "g1", "g2"])
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kit.heads import CAM_LAYER, HeadConfig, head_registry, load_head
+from kit.models.heads import CAM_LAYER, HeadConfig, head_registry, load_head
 
 
 def test_registry_lists_every_head_with_what_it_needs():

@@ -1,4 +1,4 @@
-"""Tests for kit.images: every kind of file is built in tmp_path with Pillow and numpy."""
+"""Tests for kit.data.images: every kind of file is built in tmp_path with Pillow and numpy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kit.images import UnreadableImageError, file_digest, image_size, load_image, resize
+from kit.data.images import UnreadableImageError, file_digest, image_size, load_image, resize
 
 
 def _gradient(width: int, height: int) -> np.ndarray:
@@ -290,7 +290,7 @@ def test_resize_shrink_uses_area_and_enlarge_uses_linear(monkeypatch: pytest.Mon
         calls.append(interpolation)
         return real_resize(image, size, interpolation=interpolation)
 
-    monkeypatch.setattr("kit.images.cv2.resize", spy)
+    monkeypatch.setattr("kit.data.images.cv2.resize", spy)
     image = _gradient(20, 10)
     assert resize(image, (10, 5)).shape == (5, 10, 3)
     assert resize(image, (40, 30)).shape == (30, 40, 3)

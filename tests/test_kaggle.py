@@ -1,4 +1,4 @@
-"""Tests for kit.kaggle: credentials, redaction and the client, against a local fake of the API.
+"""Tests for kit.kaggle.client: credentials, redaction and the client, against a local fake of the API.
 
 The real `kaggle` package is never imported here (it authenticates, maybe online, at import):
 `FakeKaggleApi` answers with the Kaggle SDK's own response types, and its method names and
@@ -23,8 +23,8 @@ from kagglesdk.competitions.types.competition_api_service import (
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
 from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelResponse
 
-from kit import kaggle
-from kit.kaggle import (
+from kit.kaggle import client as kaggle
+from kit.kaggle.client import (
     Credentials,
     KaggleClient,
     KaggleError,
@@ -303,7 +303,7 @@ def test_kernel_push(tmp_path: Path) -> None:
 
 
 def test_the_kaggle_package_is_imported_lazily() -> None:
-    assert "kaggle" not in kaggle.__dict__  # kit.kaggle holds no reference to the client
+    assert "kaggle" not in kaggle.__dict__  # kit.kaggle.client holds no reference to the client
     source = Path(kaggle.__file__).read_text()
     top_level = [line for line in source.splitlines()
                  if line.startswith(("import kaggle", "from kaggle"))]

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import kaggle, kaggle_cli
-from kit.cli import main
+from kit.cli import submit as submit_cli
+from kit.cli.main import main
 from kit.competition import load_competition
-from kit.kaggle import KaggleClient, find_credentials
+from kit.kaggle import client as kaggle
+from kit.kaggle.client import KaggleClient, find_credentials
+from kit.runs.record import RunRecord
 from tests.conftest import REPO
 from tests.test_kaggle import SECRET, FakeKaggleApi
 
@@ -40,15 +42,15 @@ def _isolated(tmp_path: Path, shared_work: Path, monkeypatch) -> None:
 
 
 def _fake(monkeypatch, api: FakeKaggleApi) -> FakeKaggleApi:
-    """`kit.kaggle.connect` hands out a client on the fake (with the credentials it finds)."""
+    """`kit.kaggle.client.connect` hands out a client on the fake (with the credentials it finds)."""
     monkeypatch.setattr(kaggle, "connect",
                         lambda warn=None, **kw: KaggleClient(api, credentials=find_credentials()))
     return api
 
 
 def _demo_root(shared_work: Path) -> Path:
+    from kit.core.paths import Paths
     from kit.demo.cache import ensure_demo_data
-    from kit.paths import Paths
 
     return ensure_demo_data(FISH, Paths.from_options(work=shared_work), preset="tiny")
 
@@ -67,12 +69,12 @@ def _submission(root: Path, run_id: str, *, sharp: float, cv: float) -> Path:
     path = Path.cwd() / "submissions" / "fisheries" / f"{run_id}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
-    path.with_suffix(".json").write_text(json.dumps({
-        "run_id": run_id, "created": f"2024-01-0{len(run_id) % 9 + 1}T00:00:00+00:00",
-        "cv_log_loss": cv,
-        "config": {"recipe": {"backbone": "demo_cnn", "weights": "demo", "head": "dense",
-                              "pooling": "max", "folds": 5, "tta": 2, "seed": 0},
-                   "input_size": [64, 64]}}))
+    RunRecord(
+        competition="fisheries", run_id=run_id, run_dir=str(path.parent / run_id),
+        created=f"2024-01-0{len(run_id) % 9 + 1}T00:00:00+00:00", cv_log_loss=cv,
+        config={"recipe": {"backbone": "demo_cnn", "weights": "demo", "head": "dense",
+                           "pooling": "max", "folds": 5, "tta": 2, "seed": 0},
+                "input_size": [64, 64]}).write(path.with_suffix(".json"))
     return path
 
 
@@ -114,7 +116,7 @@ def test_download_from_archives_given_by_hand(fish_layout: Path, tmp_path: Path)
                  "--json", str(out)]) == 0
     assert json.loads(out.read_text())["skipped"]
     # the extracted folder is a dataset `kit run --data` reads
-    from kit.layout import read_layout
+    from kit.data.layout import read_layout
 
     assert len(read_layout(FISH, target).test) == 3
 
@@ -236,7 +238,7 @@ def test_submit_carries_the_run_id_and_fetches_the_score(shared_work: Path, tmp_
     path = _submission(root, "20240105-000000-abc", sharp=3.0, cv=0.7)
     fake = _fake(monkeypatch, FakeKaggleApi(scores=[(None, None), ("0.81234", "0.93")]))
     sleeps: list[float] = []
-    monkeypatch.setattr(kaggle_cli, "_sleep", sleeps.append)
+    monkeypatch.setattr(submit_cli, "_sleep", sleeps.append)
     out = tmp_path / "submit.json"
     assert main(["submit", FISHERIES, str(path), "-m", "sharper head", "--wait", "30",
                  "--data", str(root), "--json", str(out)]) == 0

@@ -1,4 +1,4 @@
-"""Tests for kit.kernel: metadata, the bundle, data and weights lookup, and the script end to end.
+"""Tests for kit.kaggle.kernel: metadata, the bundle, data and weights lookup, and the script end to end.
 
 The end-to-end test builds the kernel from the tiny fisheries demo, runs the generated script
 with a fake `/kaggle/input` (`KIT_KAGGLE_INPUT`) and `/kaggle/working` (`KIT_KAGGLE_WORKING`),
@@ -19,12 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kit.cli import main
+from kit.cli.main import main
 from kit.competition import load_competition
-from kit.kernel import (
+from kit.kaggle.kernel import (
     KernelInputError,
     KernelSpec,
-    _weights_args,
     build_kernel,
     bundle_zip,
     find_weights,
@@ -32,6 +31,7 @@ from kit.kernel import (
     prepare_data,
     recipe_weights_file,
     slugify,
+    weights_args,
 )
 from tests.conftest import REPO
 
@@ -97,7 +97,8 @@ def test_bundle_carries_the_kit_and_the_competition_and_is_deterministic() -> No
     first, second = bundle_zip(FISHERIES), bundle_zip(FISHERIES)
     assert first == second
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
-    for wanted in ("kit/__init__.py", "kit/cli.py", "kit/kernel.py", "kit/archives.py",
+    for wanted in ("kit/__init__.py", "kit/cli/main.py", "kit/cli/kernel.py",
+                   "kit/kaggle/kernel.py", "kit/kaggle/archives.py",
                    "kit/demo/fisheries.py", "competitions/fisheries/competition.py"):
         assert wanted in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -140,13 +141,13 @@ def test_weights_are_found_in_an_attached_dataset_and_passed(tmp_path: Path) -> 
     weights.write_bytes(b"h5")
     assert find_weights(tmp_path / "input", VGG_FILE, skip=data) == weights
     config = {"run_args": ["--weights", "imagenet", "--folds", "3"], "weights_file": VGG_FILE}
-    args = _weights_args(config, tmp_path / "input", data, log=lambda _: None)
+    args = weights_args(config, tmp_path / "input", data, log=lambda _: None)
     assert args == ["--folds", "3", "--weights", str(weights)]
 
 
 def test_missing_weights_say_what_to_attach(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr("kit.backbones.keras_cache_candidates",
+    monkeypatch.setattr("kit.features.backbones.keras_cache_candidates",
                         lambda name: (tmp_path / "keras" / "models" / name,))
     (tmp_path / "input" / SLUG / "train").mkdir(parents=True)
     config = {"run_args": [], "weights_file": VGG_FILE, "dataset_sources": [],
@@ -157,7 +158,7 @@ def test_missing_weights_say_what_to_attach(tmp_path: Path, monkeypatch) -> None
                              r"weights: attach a Kaggle dataset or model holding that file "
                              r"\(this kernel's sources: datasets none, models "
                              r"\['keras/vgg16/keras/notop/1'\]"):
-        _weights_args(config, tmp_path / "input", tmp_path / "input" / SLUG, log=print)
+        weights_args(config, tmp_path / "input", tmp_path / "input" / SLUG, log=print)
 
 
 # ---------------------------------------------------------------- competition data

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from kit.competition import load_competition
-from kit.layout import read_layout, stratified_sample
+from kit.data.layout import read_layout, stratified_sample
 from tests.conftest import write_jpeg
 
 FISH = load_competition("fisheries")

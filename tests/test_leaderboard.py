@@ -1,14 +1,14 @@
-"""Tests for kit.leaderboard: recording scored submissions, ranks and shake-up, the table."""
+"""Tests for kit.scoring.leaderboard: recording scored submissions, ranks and shake-up, the table."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from kit.competition import load_competition
-from kit.leaderboard import (
+from kit.runs.record import RunRecord
+from kit.scoring.leaderboard import (
     DB_NAME,
     Entry,
     KaggleScores,
@@ -23,7 +23,7 @@ from kit.leaderboard import (
     set_kaggle,
     upsert,
 )
-from kit.scoring import ScoreResult
+from kit.scoring.score import ScoreResult
 
 FISH = load_competition("fisheries")
 
@@ -36,12 +36,12 @@ def _score(public: float | None, private: float | None) -> ScoreResult:
 def _run_record(submission: Path, *, cv: float, backbone: str = "demo_cnn") -> None:
     submission.parent.mkdir(parents=True, exist_ok=True)
     submission.write_text("image,ALB\n")
-    submission.with_suffix(".json").write_text(json.dumps({
-        "run_id": submission.stem, "created": "2024-03-01T10:00:00+00:00", "cv_log_loss": cv,
-        "config": {"recipe": {"backbone": backbone, "weights": "demo", "head": "dense",
-                              "pooling": "max", "folds": 5, "tta": 2, "seed": 0},
-                   "input_size": [64, 64], "sample": None, "groups_file": None},
-    }))
+    RunRecord(competition="fisheries", run_id=submission.stem, run_dir=str(submission.parent),
+              created="2024-03-01T10:00:00+00:00", cv_log_loss=cv,
+              config={"recipe": {"backbone": backbone, "weights": "demo", "head": "dense",
+                                 "pooling": "max", "folds": 5, "tta": 2, "seed": 0},
+                      "input_size": [64, 64], "sample": None, "groups_file": None},
+              ).write(submission.with_suffix(".json"))
 
 
 def _entry(run_id: str, public: float | None, private: float | None, cv: float | None = None,
@@ -142,10 +142,10 @@ def test_a_broken_database_is_named(tmp_path: Path) -> None:
 
 
 def test_recipe_summary_of_odd_records() -> None:
-    assert recipe_summary({}) == ""
-    assert recipe_summary({"config": {"recipe": {"backbone": "vgg16", "weights": "imagenet",
-                                                 "head": "dense", "pooling": "flatten",
-                                                 "folds": 5, "tta": 2, "seed": 1},
-                                      "input_size": [224, 224], "sample": 500,
-                                      "groups_file": "g.csv"}}) == (
+    assert recipe_summary(None) == ""
+    assert recipe_summary(RunRecord(competition="x", run_id="r")) == ""
+    assert recipe_summary(RunRecord(competition="x", run_id="r", config={
+        "recipe": {"backbone": "vgg16", "weights": "imagenet", "head": "dense",
+                   "pooling": "flatten", "folds": 5, "tta": 2, "seed": 1},
+        "input_size": [224, 224], "sample": 500, "groups_file": "g.csv"})) == (
         "vgg16(imagenet) 224x224 dense/flatten 5-fold-group tta2 seed1 sample500")

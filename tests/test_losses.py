@@ -1,4 +1,4 @@
-"""Tests for kit.losses: built-ins against numpy references, registry errors, Keras training."""
+"""Tests for kit.models.losses: built-ins against numpy references, registry errors, Keras training."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kit import losses
-from kit.losses import check_loss, loss_registry, resolve_loss
-from kit.registry import UnknownNameError
+from kit.core.errors import UnknownNameError
+from kit.models import losses
+from kit.models.losses import check_loss, loss_registry, resolve_loss
 
 EPS = 1e-7
 BUILTINS = ("categorical_crossentropy", "focal", "label_smoothing")
@@ -135,7 +135,7 @@ def test_unknown_name_lists_close_matches_and_all_losses() -> None:
 def test_check_loss_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
-        "from kit.losses import check_loss, loss_registry\n"
+        "from kit.models.losses import check_loss, loss_registry\n"
         "check_loss('focal')\n"
         "loss_registry({'mine': lambda y_true, y_pred: y_pred})\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
@@ -152,7 +152,7 @@ def tiny_model(k: Any, n_features: int, heads: dict[str, int]) -> Any:
 
 
 def test_extra_loss_trains_a_keras_model() -> None:
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -174,7 +174,7 @@ def test_extra_loss_trains_a_keras_model() -> None:
 
 
 def test_builtins_work_per_output_with_sample_weights() -> None:
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
 
     k = keras()
     k.utils.set_random_seed(0)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.metadata import MetadataEncoder
+from kit.data.metadata import MetadataEncoder
 
 
 def _table():

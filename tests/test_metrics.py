@@ -1,4 +1,4 @@
-"""Tests for kit.metrics."""
+"""Tests for kit.scoring.metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from kit.metrics import EPS, log_loss, prior_log_loss, prior_probs, row_log_losses
+from kit.scoring.metrics import EPS, log_loss, prior_log_loss, prior_probs, row_log_losses
 
 FAST = settings(max_examples=100, deadline=None)
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from kit.paths import Paths
-from kit.tf_runtime import ONEDNN_ENV, configure_environment
+from kit.core.paths import Paths
+from kit.core.tf_runtime import ONEDNN_ENV, configure_environment
 
 
 def test_paths_from_options_and_environment(tmp_path: Path, monkeypatch):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from kit.competition import load_competition
-from kit.paths import Paths
+from kit.core.paths import Paths
 from kit.probes.attention import attention_summary, grad_cam
 from kit.probes.attention_run import run_attention
 from kit.probes.boxes import Box, box_mask, mass_inside, read_boxes
@@ -56,7 +56,7 @@ def test_read_boxes_reads_the_community_format(tmp_path: Path):
 
 def _max_pool_head():
     """GlobalMaxPooling -> softmax; channel 0 votes class 0, channel 1 class 1."""
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
 
     k = keras()
     inputs = k.Input((4, 4, 2))
@@ -113,7 +113,7 @@ def test_attention_is_skipped_with_a_reason(tmp_path: Path):
 
 
 def test_fcn_heads_give_their_own_class_activation_maps():
-    from kit.heads import CAM_LAYER, HeadConfig, head_registry
+    from kit.models.heads import CAM_LAYER, HeadConfig, head_registry
     from kit.probes.attention import class_maps
 
     model = head_registry().get("fcn")((4, 4, 2), 2, HeadConfig(hidden=3))
@@ -134,7 +134,7 @@ def test_fcn_heads_give_their_own_class_activation_maps():
 
 
 def test_bbox_heads_are_mapped_through_their_class_output_and_others_say_why_not():
-    from kit.heads import HeadConfig, head_registry
+    from kit.models.heads import HeadConfig, head_registry
     from kit.probes.attention import class_maps, unmappable_reason
 
     model = head_registry().get("bbox")((4, 4, 2), 2, HeadConfig(hidden=3, input_size=(64, 64)))

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from kit.cli import main
+from kit.cli.main import main
 from kit.competition import load_competition
-from kit.folds import assign_folds
-from kit.layout import read_layout
+from kit.data.folds import assign_folds
+from kit.data.layout import read_layout
 from tests.conftest import REPO
 
 FISHERIES = str(REPO / "competitions" / "fisheries")
@@ -44,6 +44,7 @@ def env(shared_work: Path, tmp_path: Path, monkeypatch) -> dict[str, str]:
             "KIT_SUBMISSIONS_DIR": str(shared_work / "submissions")}
 
 
+@pytest.mark.slow
 def test_probe_after_a_run_reports_every_probe_and_writes_groups(env, tmp_path: Path, capsys):
     assert main(["run", FISHERIES, *TINY, "--folds", "3", "--epochs", "3", "--tta", "1"]) == 0
     capsys.readouterr()
@@ -91,6 +92,7 @@ def _copy_of(image_file: Path) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_data_folder_with_unreadable_images_and_a_planted_duplicate(env, tmp_path: Path):
     data = tmp_path / "data"
     assert main(["demo", FISHERIES, "--out", str(data), "--preset", "tiny", "--seed", "3"]) == 0

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kit.data.images import load_image
 from kit.demo import fisheries
-from kit.images import load_image
 from kit.probes.duplicates import (
     CopyModel,
     Thresholds,
@@ -143,6 +143,7 @@ def test_planted_near_duplicates_are_found(tmp_path: Path):
     assert all(isinstance(p.hash_distance, int) for p in result.pairs)
 
 
+@pytest.mark.slow
 def test_twenty_fresh_clean_datasets_raise_at_most_one_false_alarm(tmp_path: Path):
     """Fresh tiny fisheries demos (6 boats, same deck per boat): no pair is a real duplicate."""
     false_alarms = []

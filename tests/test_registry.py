@@ -1,10 +1,10 @@
-"""Tests for kit.registry."""
+"""Tests for kit.core.registry."""
 
 from __future__ import annotations
 
 import pytest
 
-from kit.registry import Registry, UnknownNameError
+from kit.core.registry import Registry, UnknownNameError
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.cli import main
-from kit.paths import Paths
-from kit.report_analysis import (
+from kit.cli.main import main
+from kit.cli.report import resolve_record
+from kit.core.paths import Paths
+from kit.report.analysis import (
     check_smoothing,
     confusion,
     per_class,
@@ -21,11 +22,9 @@ from kit.report_analysis import (
     size_by_class,
     smooth,
 )
-from kit.report_cli import resolve_record
-from kit.report_data import read_record
-from kit.report_html import Section, page
-from kit.report_leakage import parse_probe, read_probe
-from kit.report_sections import SECTION_IDS
+from kit.report.html import Section, page
+from kit.report.leakage import parse_probe, read_probe
+from kit.report.sections import SECTION_IDS
 from tests.conftest import REPO
 
 FISHERIES = str(REPO / "competitions" / "fisheries")
@@ -148,15 +147,6 @@ def test_read_probe_prefers_json_then_markdown(tmp_path: Path):
         read_probe(tmp_path)
     (tmp_path / "probe.json").write_text(json.dumps({"adversarial": {"auc": 0.5}}))
     assert read_probe(tmp_path).adversarial_auc == 0.5
-
-
-def test_read_record_errors_name_the_file_and_the_fix(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match=r"run record .*nope.json does not exist; pass"):
-        read_record(tmp_path / "nope.json")
-    (tmp_path / "partial.json").write_text(json.dumps({"competition": "fisheries"}))
-    with pytest.raises(ValueError, match=r"lacks \['run_id', 'run_dir', 'config', "
-                                         r"'predictions'\].*re-run"):
-        read_record(tmp_path / "partial.json")
 
 
 def test_resolve_record_newest_prefix_and_close_matches(tmp_path: Path):
@@ -319,9 +309,9 @@ def test_the_fisheries_demo_report_shows_the_size_leak(tmp_path: Path):
     """The full fisheries demo data (its boats differ in camera size and class mix): the
     report's leakage section says the size leaks the class (the data alone, no run needed)."""
     from kit.competition import load_competition
+    from kit.data.layout import read_layout
     from kit.demo.cache import generate_demo
-    from kit.layout import read_layout
-    from kit.report_evidence import size_leak_html
+    from kit.report.evidence import size_leak_html
 
     competition = load_competition(FISHERIES)
     root = generate_demo(competition, tmp_path / "data", preset="full")

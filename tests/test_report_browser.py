@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from kit.report import write_report
-from kit.report_sections import SECTION_IDS
+from kit.report.sections import SECTION_IDS
+from kit.report.write import write_report
 from tests.test_report import tiny_run_record
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,4 +1,4 @@
-"""Tests for kit.schedules: pure schedules fed back over 25 epochs, registry errors, callbacks."""
+"""Tests for kit.models.schedules: pure schedules fed back over 25 epochs, registry errors, callbacks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from kit import schedules
-from kit.registry import UnknownNameError
-from kit.schedules import PLATEAU, Plateau, check_schedule, lr_callbacks, schedule_registry
+from kit.core.errors import UnknownNameError
+from kit.models import schedules
+from kit.models.schedules import PLATEAU, Plateau, check_schedule, lr_callbacks, schedule_registry
 
 LR0 = 1e-3
 BUILTINS = ("constant", "exponential", "plateau", "step", "warmup")
@@ -97,7 +97,7 @@ def test_unknown_name_lists_close_matches_and_all_schedules() -> None:
 def test_check_schedule_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
-        "from kit.schedules import check_schedule\n"
+        "from kit.models.schedules import check_schedule\n"
         "check_schedule('plateau')\n"
         "check_schedule('mine', extra={'mine': lambda epoch, lr: lr})\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
@@ -107,7 +107,7 @@ def test_check_schedule_does_not_import_tensorflow() -> None:
 
 @pytest.mark.parametrize(("patience", "expected"), [(1, 1), (3, 1), (5, 2), (10, 5)])
 def test_plateau_callback_has_the_documented_settings(patience: int, expected: int) -> None:
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
 
     (callback,) = lr_callbacks("plateau", patience=patience)
     assert isinstance(callback, keras().callbacks.ReduceLROnPlateau)
@@ -118,7 +118,7 @@ def test_plateau_callback_has_the_documented_settings(patience: int, expected: i
 
 @pytest.mark.parametrize("name", ["constant", "step", "exponential", "warmup"])
 def test_function_schedules_become_a_learning_rate_scheduler(name: str) -> None:
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
 
     (callback,) = lr_callbacks(name, patience=5)
     assert isinstance(callback, keras().callbacks.LearningRateScheduler)
@@ -149,7 +149,7 @@ def test_patience_must_be_a_positive_integer(patience: object) -> None:
     [("exponential", [LR0, LR0 * 0.95, LR0 * 0.95**2]), ("warmup", [LR0 / 4, LR0 / 2, LR0 * 0.75])],
 )
 def test_scheduler_changes_the_optimizer_rate_during_fit(name: str, expected: list[float]) -> None:
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
 
     k = keras()
     k.utils.set_random_seed(0)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from kit.competition import load_competition
-from kit.scoring import (
+from kit.scoring.score import (
     prior_scores,
     probs_to_submission,
     read_solution,
@@ -13,7 +13,7 @@ from kit.scoring import (
     score_frame,
     submission_probs,
 )
-from kit.submission import SubmissionError
+from kit.scoring.submission import SubmissionError
 
 FISH = load_competition("fisheries")
 CATS = load_competition("dogs-vs-cats-redux")

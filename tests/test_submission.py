@@ -1,4 +1,4 @@
-"""Tests for kit.submission."""
+"""Tests for kit.scoring.submission."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.submission import (
+from kit.scoring.submission import (
     FLOAT_FORMAT,
     SubmissionError,
     read_submission,
@@ -287,11 +287,11 @@ def test_read_keeps_numeric_looking_ids_as_strings(tmp_path: Path) -> None:
     assert df["label"].tolist() == [0.5, 0.25]
 
 
-# -- ids checked first, unbounded values, mixed CSV columns (used by kit.scoring) ----------------
+# -- ids checked first, unbounded values, mixed CSV columns (used by kit.scoring.score) ----------------
 
 
 def test_check_ids_names_missing_and_extra_ids_with_the_row_counts() -> None:
-    from kit.submission import check_ids
+    from kit.scoring.submission import check_ids
 
     with pytest.raises(
         SubmissionError,

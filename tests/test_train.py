@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kit.train import TrainView, concat, masked_box_loss, with_views
+from kit.models.train import TrainView, concat, masked_box_loss, with_views
 
 
 def _loss(true, pred):
@@ -52,8 +52,8 @@ def test_concat_joins_arrays_and_dicts_of_arrays():
 
 
 def test_views_need_a_head_with_a_box_output():
-    from kit.heads import HeadConfig, head_registry
-    from kit.train import HeadTrainer, TrainConfig
+    from kit.models.heads import HeadConfig, head_registry
+    from kit.models.train import HeadTrainer, TrainConfig
 
     build = head_registry().get("dense")
     trainer = HeadTrainer(lambda: build((4,), 2, HeadConfig(hidden=4)), n_classes=2)

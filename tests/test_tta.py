@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kit.tta import VARIANTS, apply_variant, average, variants
+from kit.data.tta import VARIANTS, apply_variant, average, variants
 
 
 def _image():
@@ -49,8 +49,8 @@ def _box_of_mask(mask):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_map_boxes_follows_the_pixels_of_every_view(variant):
-    from kit.images import resize
-    from kit.tta import map_boxes
+    from kit.data.images import resize
+    from kit.data.tta import map_boxes
 
     width, height, size = 400, 240, (200, 120)
     image = np.zeros((height, width, 3), np.uint8)
@@ -65,7 +65,7 @@ def test_map_boxes_follows_the_pixels_of_every_view(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_unmap_boxes_inverts_map_boxes(variant):
-    from kit.tta import map_boxes, unmap_boxes
+    from kit.data.tta import map_boxes, unmap_boxes
 
     rng = np.random.default_rng(0)
     sizes = [(1280, 720), (1518, 854), (160, 90)]
@@ -77,7 +77,7 @@ def test_unmap_boxes_inverts_map_boxes(variant):
 
 
 def test_map_boxes_drops_boxes_a_crop_cuts_away_and_keeps_no_box_rows_empty():
-    from kit.tta import map_boxes
+    from kit.data.tta import map_boxes
 
     boxes = np.array([[0, 0, 10, 10, 1],     # top-left corner: crop_br cuts most of it
                       [40, 40, 10, 10, 1],   # inside every crop
@@ -91,7 +91,7 @@ def test_map_boxes_drops_boxes_a_crop_cuts_away_and_keeps_no_box_rows_empty():
 
 
 def test_map_boxes_rejects_bad_input():
-    from kit.tta import map_boxes, unmap_boxes
+    from kit.data.tta import map_boxes, unmap_boxes
 
     with pytest.raises(ValueError, match=r"boxes must be \(n, 4\) or \(n, 5\) rows .* received "
                                          r"boxes of shape \(2, 5\) and 1 sizes"):

@@ -9,7 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 from kit.competition import Competition
-from kit.paths import Paths
+from kit.core.errors import InputError
+from kit.core.paths import Paths
 
 COMPLETE_MARKER = ".complete"
 
@@ -17,7 +18,7 @@ COMPLETE_MARKER = ".complete"
 def demo_module(competition: Competition) -> ModuleType:
     """The generator module a competition declares (`generate`, `corpus`, `PRESETS`)."""
     if competition.demo is None:
-        raise ValueError(
+        raise InputError(
             f"competition {competition.name} has no demo generator; use --data DIR or download"
         )
     return importlib.import_module(competition.demo)

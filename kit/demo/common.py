@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from kit.core.errors import InputError
+
 __all__ = [
     "JPEG_QUALITY",
     "Corpus",
@@ -64,12 +66,12 @@ class Corpus:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise ValueError(
+            raise InputError(
                 "images must be a (n, height, width, 3) uint8 array; received "
                 f"shape={self.images.shape} dtype={self.images.dtype}"
             )
         if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(
+            raise InputError(
                 f"labels must have shape ({self.images.shape[0]},) to match images; "
                 f"received labels.shape={self.labels.shape}"
             )
@@ -79,7 +81,7 @@ def check_preset(preset: object, presets: Mapping[str, object]) -> object:
     """The preset named `preset`, or a ValueError listing the valid names."""
     if not isinstance(preset, str) or preset not in presets:
         names = ", ".join(repr(name) for name in presets)
-        raise ValueError(
+        raise InputError(
             f"preset must be one of {names}; received preset={preset!r}. Pass one of those names."
         )
     return presets[preset]
@@ -88,14 +90,14 @@ def check_preset(preset: object, presets: Mapping[str, object]) -> object:
 def check_seed(seed: object) -> int:
     """`seed` if it is a non-negative int, else a ValueError."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; received seed={seed!r}.")
+        raise InputError(f"seed must be a non-negative int; received seed={seed!r}.")
     return int(seed)
 
 
 def check_corpus_args(n: object, size: object) -> tuple[int, tuple[int, int]]:
     """Validated ``(n, (width, height))`` for a `corpus` call."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int (number of images); received n={n!r}.")
+        raise InputError(f"n must be a positive int (number of images); received n={n!r}.")
     ok = (
         isinstance(size, Sequence)
         and len(size) == 2
@@ -104,7 +106,7 @@ def check_corpus_args(n: object, size: object) -> tuple[int, tuple[int, int]]:
         )
     )
     if not ok:
-        raise ValueError(
+        raise InputError(
             "size must be a (width, height) pair of positive ints, e.g. size=(64, 64); "
             f"received size={size!r}."
         )
@@ -114,15 +116,15 @@ def check_corpus_args(n: object, size: object) -> tuple[int, tuple[int, int]]:
 def prepare_out(out: object) -> Path:
     """Creates `out` if missing; a ValueError if it is a file or a non-empty folder."""
     if not isinstance(out, (str, Path)):
-        raise ValueError(f"out must be a pathlib.Path or str; received out={out!r}.")
+        raise InputError(f"out must be a pathlib.Path or str; received out={out!r}.")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(
+        raise InputError(
             f"out must be a folder that is empty or does not exist; received out='{out}', "
             "which is a file. Pass a new folder path."
         )
     if out.is_dir() and any(out.iterdir()):
-        raise ValueError(
+        raise InputError(
             f"out must be a folder that is empty or does not exist; received out='{out}', "
             "which is not empty. Pass a new folder path or delete its contents first."
         )

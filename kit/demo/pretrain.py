@@ -18,12 +18,13 @@ from types import MappingProxyType
 
 import numpy as np
 
-from kit.atomic import atomic_path
-from kit.backbones import build_demo_cnn
 from kit.competition import Competition
+from kit.core.atomic import atomic_path
+from kit.core.errors import InputError
+from kit.core.paths import Paths
 from kit.demo import common, draw
 from kit.demo.cache import demo_module
-from kit.paths import Paths
+from kit.features.backbones import build_demo_cnn
 
 CORPUS_SEED = 1_000_003  # never a demo dataset seed
 
@@ -59,14 +60,14 @@ def ensure_demo_weights(competition: Competition, paths: Paths, *, preset: str =
                         log=print) -> Path:
     """Path of the demo base's weights, pretraining them first if they are not cached."""
     if preset not in PRETRAIN:
-        raise ValueError(
+        raise InputError(
             f"preset must be one of {', '.join(PRETRAIN)}; received preset={preset!r}"
         )
     config = PRETRAIN[preset]
     path = weights_path(competition, paths, config)
     if path.is_file():
         return path
-    from kit.tf_runtime import keras, set_seed
+    from kit.core.tf_runtime import keras, set_seed
 
     k = keras()
     log(f"pretraining the demo base on {config.n_images} generated images "

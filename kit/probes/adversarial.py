@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
+from kit.core.errors import InputError
 from kit.probes.crossval import make_folds
 from kit.probes.settings import ProbeSettings
 from kit.probes.size import size_design
@@ -133,6 +134,26 @@ class AdversarialResult:
         return out
 
 
+def _source_result(name: str, x: np.ndarray, labels: np.ndarray, folds: np.ndarray,
+                   split_array: np.ndarray, *, alpha: float, penalty: float,
+                   n_permutations: int) -> tuple[SourceResult, np.ndarray]:
+    """One source's out-of-fold train-vs-test AUC, its permutation p and per-split AUCs; and the
+    out-of-fold scores of the true labels."""
+    is_test = labels[:, 0]
+    oof = ridge_oof_scores(_standardise(x), labels, folds, penalty=penalty)
+    aucs = _column_aucs(labels, oof)
+    per_split = {}
+    for split in sorted(set(split_array[is_test == 1].tolist())):
+        rows = (split_array == "train") | (split_array == split)
+        per_split[split] = float(rank_auc(is_test[rows], oof[rows, 0])[0])
+    exceed = int((aucs[1:] >= aucs[0] - 1e-12).sum())
+    return SourceResult(
+        name=name, n_features=int(np.asarray(x).shape[1]),
+        auc=auc_interval(is_test, oof[:, 0], level=1 - alpha),
+        p_value=(1 + exceed) / (1 + n_permutations),
+        null_mean=float(aucs[1:].mean()), per_split=per_split), oof[:, 0]
+
+
 def adversarial_validation(
     sources: Mapping[str, np.ndarray],
     splits: Sequence[str],
@@ -158,16 +179,16 @@ def adversarial_validation(
     """
     settings = settings or ProbeSettings()
     if not sources:
-        raise ValueError("adversarial validation needs at least one feature source.")
+        raise InputError("adversarial validation needs at least one feature source.")
     split_array = np.asarray(splits, dtype=object)
     is_test = (split_array != "train").astype(np.int64)
     for name, x in sources.items():
         if len(x) != len(split_array):
-            raise ValueError(
+            raise InputError(
                 f"source {name!r} has {len(x)} rows for {len(split_array)} images; rows must align."
             )
     if min(is_test.sum(), len(is_test) - is_test.sum()) < 2:
-        raise ValueError("adversarial validation needs at least 2 training and 2 test images.")
+        raise InputError("adversarial validation needs at least 2 training and 2 test images.")
     alpha = settings.alpha / len(sources)
     folds = make_folds(is_test, wanted=settings.folds, seed=settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -175,19 +196,10 @@ def adversarial_validation(
                                    for _ in range(settings.n_permutations)], axis=1)
     results, scores = [], {}
     for name, x in sources.items():
-        oof = ridge_oof_scores(_standardise(x), labels, folds, penalty=penalty)
-        aucs = _column_aucs(labels, oof)
-        scores[name] = oof[:, 0]
-        per_split = {}
-        for split in sorted(set(split_array[is_test == 1].tolist())):
-            rows = (split_array == "train") | (split_array == split)
-            per_split[split] = float(rank_auc(is_test[rows], oof[rows, 0])[0])
-        exceed = int((aucs[1:] >= aucs[0] - 1e-12).sum())
-        results.append(SourceResult(
-            name=name, n_features=int(np.asarray(x).shape[1]),
-            auc=auc_interval(is_test, oof[:, 0], level=1 - alpha),
-            p_value=(1 + exceed) / (1 + settings.n_permutations),
-            null_mean=float(aucs[1:].mean()), per_split=per_split))
+        result, scores[name] = _source_result(name, x, labels, folds, split_array,
+                                              alpha=alpha, penalty=penalty,
+                                              n_permutations=settings.n_permutations)
+        results.append(result)
     best = max(results, key=lambda r: r.auc.auc)
     train_rows = np.flatnonzero(is_test == 0)
     order = train_rows[np.argsort(-scores[best.name][train_rows], kind="stable")][:TOP_TRAIN]

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from kit.core.errors import InputError
 from kit.probes.boxes import Box, mass_inside
 from kit.probes.settings import ProbeSettings
 from kit.probes.stats import Interval, bootstrap_mean_interval
@@ -103,12 +104,12 @@ def grad_cam(model, features: np.ndarray, targets: np.ndarray) -> np.ndarray:
     features = np.asarray(features, np.float32)
     targets = np.asarray(targets, np.int64)
     if features.ndim != 4:
-        raise ValueError(
+        raise InputError(
             f"Grad-CAM needs spatial feature maps (n, h, w, c); received shape {features.shape}."
         )
     if targets.shape != (len(features),):
-        raise ValueError(f"targets must have one class per map; received {targets.shape}.")
-    from kit.tf_runtime import tensorflow
+        raise InputError(f"targets must have one class per map; received {targets.shape}.")
+    from kit.core.tf_runtime import tensorflow
 
     tf = tensorflow()
     out = []
@@ -148,15 +149,15 @@ def class_maps(model, features: np.ndarray, targets: np.ndarray) -> np.ndarray:
     target class's channel before global average pooling. Other heads get Grad-CAM of their
     class output (``probs``; a bbox head's box output is left out).
     """
-    from kit.heads import CAM_LAYER
-    from kit.tf_runtime import keras
+    from kit.core.tf_runtime import keras
+    from kit.models.heads import CAM_LAYER
 
     k = keras()
     features = np.asarray(features, np.float32)
     targets = np.asarray(targets, np.int64)
     if any(layer.name == CAM_LAYER for layer in model.layers):
         if features.ndim != 4 or targets.shape != (len(features),):
-            raise ValueError(f"class maps need (n, h, w, c) features and one target per map; "
+            raise InputError(f"class maps need (n, h, w, c) features and one target per map; "
                              f"received {features.shape} and {targets.shape}.")
         cam_model = k.Model(model.input, model.get_layer(CAM_LAYER).output)
         out = [np.asarray(cam_model(features[i:i + BATCH], training=False))
@@ -187,7 +188,7 @@ def attention_summary(
     settings = settings or ProbeSettings()
     n = len(cams)
     if not (len(boxes) == len(sizes) == len(labels) == len(paths) == n):
-        raise ValueError(
+        raise InputError(
             f"cams, boxes, sizes, labels and paths must align; received {n}, {len(boxes)}, "
             f"{len(sizes)}, {len(labels)} and {len(paths)}."
         )

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from kit.competition import Competition
-from kit.folds import load_folds
-from kit.paths import Paths
+from kit.core.paths import Paths
+from kit.data.folds import load_folds
 from kit.probes.attention import (
     AttentionResult,
     attention_summary,
@@ -31,14 +31,33 @@ __all__ = ["run_attention"]
 
 
 def _head(run: FinishedRun, feature_shape: tuple[int, ...], n_classes: int, weights: Path):
-    from kit.heads import HeadConfig, load_head
+    from kit.models.heads import HeadConfig, load_head
 
     recipe = run.recipe
     config = HeadConfig(pooling=recipe["pooling"], hidden=recipe["hidden"],
                         dropout=recipe["dropout"],
-                        input_size=tuple(run.record["config"]["input_size"]))
+                        input_size=run.record.input_size)
     return load_head(weights, head=recipe["head"], feature_shape=feature_shape,
                      n_classes=n_classes, config=config)
+
+
+def _fold_cams(run: FinishedRun, features: np.ndarray, annotated: pd.DataFrame,
+               folds: np.ndarray, competition: Competition) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of each image's true class by the fold head that held it out; and which images
+    had a finished fold."""
+    targets = np.array([competition.classes.index(c) for c in annotated["label"]])
+    seed = run.record.seeds[0]
+    cams = np.zeros(features.shape[:3], np.float32)
+    done = np.zeros(len(annotated), dtype=bool)
+    for fold in np.unique(folds):
+        trained = run.folder.fold(seed=seed, fold=int(fold))
+        if not (trained.weights.is_file() and trained.is_finished()):
+            continue
+        rows = folds == fold
+        model = _head(run, tuple(features.shape[1:]), competition.n_classes, trained.weights)
+        cams[rows] = class_maps(model, features[rows], targets[rows])
+        done[rows] = True
+    return cams, done
 
 
 def run_attention(run: FinishedRun | None, train: pd.DataFrame, competition: Competition,
@@ -66,8 +85,7 @@ def run_attention(run: FinishedRun | None, train: pd.DataFrame, competition: Com
                        list(train["path"]))
     if not boxes:
         return skipped_attention(f"no boxes in {root / competition.annotations}", run.run_id)
-    folds_file = run.run_dir / "folds.csv"
-    seeds = run.record["config"].get("seeds") or [run.recipe["seed"]]
+    folds_file = run.folder.folds_csv
     if not folds_file.is_file():
         return skipped_attention(f"run {run.run_id} has no {folds_file}", run.run_id)
     fold_of = dict(zip(*(load_folds(folds_file)[c] for c in ("id", "fold")), strict=True))
@@ -84,18 +102,8 @@ def run_attention(run: FinishedRun | None, train: pd.DataFrame, competition: Com
         return skipped_attention(f"run {run.run_id} cached pooled features (shape "
                                  f"{features.shape[1:]}); Grad-CAM needs a spatial map",
                                  run.run_id)
-    targets = np.array([competition.classes.index(c) for c in annotated["label"]])
     folds = np.array([fold_of[p] for p in annotated["path"]])
-    cams = np.zeros(features.shape[:3], np.float32)
-    done = np.zeros(len(annotated), dtype=bool)
-    for fold in np.unique(folds):
-        weights = run.run_dir / f"seed{seeds[0]}" / f"fold{fold}" / "model.weights.h5"
-        if not (weights.is_file() and (weights.parent / "done.json").is_file()):
-            continue
-        rows = folds == fold
-        model = _head(run, tuple(features.shape[1:]), competition.n_classes, weights)
-        cams[rows] = class_maps(model, features[rows], targets[rows])
-        done[rows] = True
+    cams, done = _fold_cams(run, features, annotated, folds, competition)
     if not done.any():
         return skipped_attention(f"run {run.run_id} has no finished fold", run.run_id)
     keep = np.flatnonzero(done)

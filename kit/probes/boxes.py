@@ -1,6 +1,6 @@
 """Bounding boxes in the community annotation format, and the share of a map inside them.
 
-Reading lives in :mod:`kit.annotations` (rect and head-tail point variants); this module keeps
+Reading lives in :mod:`kit.data.annotations` (rect and head-tail point variants); this module keeps
 the attention probe's view of it (`read_boxes`, every box per training image) and measures how
 much of a map falls inside the boxes.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kit.annotations import SUFFIX, Box, read_annotations
+from kit.core.errors import InputError
+from kit.data.annotations import SUFFIX, Box, read_annotations
 
 __all__ = ["SUFFIX", "Box", "box_mask", "mass_inside", "read_boxes"]
 
@@ -24,7 +25,7 @@ def read_boxes(folder: Path, classes: Sequence[str],
                train_paths: Sequence[str]) -> dict[str, tuple[Box, ...]]:
     """``{train path: boxes}`` from every ``*_labels.json`` in `folder`.
 
-    A thin view of :func:`kit.annotations.read_annotations` (see there for matching, the point
+    A thin view of :func:`kit.data.annotations.read_annotations` (see there for matching, the point
     variant and what is skipped): every box of every matched training image.
 
     Raises:
@@ -68,9 +69,9 @@ def mass_inside(heatmap: np.ndarray, boxes: Sequence[Box],
     """
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim != 2:
-        raise ValueError(f"heatmap must be 2-D (h, w); received shape {heat.shape}.")
+        raise InputError(f"heatmap must be 2-D (h, w); received shape {heat.shape}.")
     if (heat < 0).any():
-        raise ValueError("heatmap must be non-negative (apply ReLU first).")
+        raise InputError("heatmap must be non-negative (apply ReLU first).")
     mask = box_mask(boxes, image_size)
     up = np.clip(cv2.resize(heat, (mask.shape[1], mask.shape[0]),
                             interpolation=cv2.INTER_LINEAR), 0, None)

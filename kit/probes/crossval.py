@@ -1,6 +1,6 @@
 """Out-of-fold predictions of the probes' small scikit-learn models (no I/O).
 
-Folds come from :func:`kit.folds.assign_folds` (stratified, or grouped), with fewer folds
+Folds come from :func:`kit.data.folds.assign_folds` (stratified, or grouped), with fewer folds
 when the smallest class or the number of groups cannot fill the requested number.
 """
 
@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from kit.folds import assign_folds
+from kit.core.errors import InputError
+from kit.data.folds import assign_folds
 
 __all__ = ["fold_prior", "make_folds", "oof_probabilities", "usable_folds"]
 
@@ -39,7 +40,7 @@ def make_folds(labels: np.ndarray, *, wanted: int, seed: int,
     n = usable_folds(labels, wanted, groups)
     if n == 0:
         what = "groups" if groups is not None else "images in the smallest class"
-        raise ValueError(f"cross-validation needs at least 2 {what}; cannot split these labels.")
+        raise InputError(f"cross-validation needs at least 2 {what}; cannot split these labels.")
     while True:
         try:
             return assign_folds(labels, n_splits=n, seed=seed, groups=groups)

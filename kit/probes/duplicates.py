@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from kit.images import UnreadableImageError, load_image
+from kit.core.errors import InputError
+from kit.data.images import UnreadableImageError, load_image
 from kit.probes.imagestats import DRAFT, gray_thumbnail, perceptual_hash
 from kit.probes.settings import ProbeSettings
 from kit.probes.stats import check_level, quantile_upper_bound
@@ -80,11 +81,11 @@ class CopyModel:
         for name in ("scale", "quality", "gain", "offset"):
             low, high = getattr(self, name)
             if low > high:
-                raise ValueError(f"{name} must be a (low, high) range; received {name}={(low, high)}.")
+                raise InputError(f"{name} must be a (low, high) range; received {name}={(low, high)}.")
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"scale must lie in (0, 1]; received scale={self.scale}.")
+            raise InputError(f"scale must lie in (0, 1]; received scale={self.scale}.")
         if not 1 <= self.quality[0] <= self.quality[1] <= 100:
-            raise ValueError(f"quality must lie in [1, 100]; received quality={self.quality}.")
+            raise InputError(f"quality must lie in [1, 100]; received quality={self.quality}.")
 
 
 def make_copy(image: np.ndarray, rng: np.random.Generator, model: CopyModel) -> np.ndarray:
@@ -164,7 +165,7 @@ def calibrate(files: Sequence[Path], *, settings: ProbeSettings, recall: float =
     model = copy_model or CopyModel()
     needed = int(np.ceil(np.log(1.0 - level) / np.log(recall)))
     if isinstance(n_copies, bool) or not isinstance(n_copies, int) or n_copies < needed:
-        raise ValueError(
+        raise InputError(
             f"n_copies must be an integer >= {needed} for recall={recall} at confidence "
             f"{level}; received n_copies={n_copies!r}."
         )
@@ -188,7 +189,7 @@ def calibrate(files: Sequence[Path], *, settings: ProbeSettings, recall: float =
         hashes.append(int(hamming(source_hash, perceptual_hash(copy))))
         pixels.append(float(pixel_distance(source_thumb, gray_thumbnail(copy))))
     if len(hashes) < n_copies:
-        raise ValueError(
+        raise InputError(
             f"cannot calibrate the near-duplicate thresholds: only {len(hashes)} of "
             f"{len(files)} images could be read; {n_copies} copies are needed."
         )
@@ -301,7 +302,7 @@ def find_duplicates(
     """
     n = len(paths)
     if not (len(splits) == len(hashes) == len(thumbnails) == n):
-        raise ValueError(
+        raise InputError(
             f"paths, splits, hashes and thumbnails must have one entry per image; received "
             f"{n}, {len(splits)}, {len(hashes)} and {len(thumbnails)}."
         )

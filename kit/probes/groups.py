@@ -44,10 +44,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from kit.metrics import row_log_losses
+from kit.core.errors import InputError
 from kit.probes.crossval import fold_prior, make_folds, oof_probabilities
 from kit.probes.settings import ProbeSettings
 from kit.probes.stats import Interval, bootstrap_mean_interval, sign_flip_test
+from kit.scoring.metrics import row_log_losses
 
 __all__ = [
     "BlockSplit",
@@ -144,7 +145,7 @@ def split_block(colour: np.ndarray, *, alpha: float, seed: int, n_null: int = N_
     from scipy.stats import norm
 
     if isinstance(n_null, bool) or not isinstance(n_null, int) or n_null < 3:
-        raise ValueError(f"n_null must be an integer >= 3; received n_null={n_null!r}.")
+        raise InputError(f"n_null must be an integer >= 3; received n_null={n_null!r}.")
     x = np.asarray(colour, dtype=np.float64)
     n = len(x)
     max_k = min(max_clusters, n // 2)
@@ -191,7 +192,7 @@ def infer_groups(width: np.ndarray, height: np.ndarray, colour: np.ndarray, *,
     width, height = np.asarray(width), np.asarray(height)
     colour = np.asarray(colour, dtype=np.float64)
     if not len(width) == len(height) == len(colour):
-        raise ValueError(
+        raise InputError(
             f"width, height and colour must have one row per image; received {len(width)}, "
             f"{len(height)} and {len(colour)}."
         )
@@ -311,7 +312,7 @@ def compare_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int,
     y = np.asarray(y, np.int64)
     groups = np.asarray(groups).astype(str)
     if len(np.unique(groups)) < 2:
-        raise ValueError("group CV needs at least 2 groups; the inference found 1.")
+        raise InputError("group CV needs at least 2 groups; the inference found 1.")
     strat_folds = make_folds(y, wanted=settings.folds, seed=settings.seed)
     group_folds = make_folds(y, wanted=settings.folds, seed=settings.seed, groups=groups)
 

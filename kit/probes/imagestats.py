@@ -1,6 +1,6 @@
 """Cheap image statistics, decoded once per image and shared by the probes.
 
-Every image is decoded once through :func:`kit.images.load_image` at a reduced JPEG draft scale
+Every image is decoded once through :func:`kit.data.images.load_image` at a reduced JPEG draft scale
 (at least `DRAFT` pixels a side), in a thread pool. From that one decode come:
 
 * ``phash``: the 64-bit perceptual hash (``imagehash.phash``), for near-duplicate candidates;
@@ -29,7 +29,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from kit.images import UnreadableImageError, load_image
+from kit.core.errors import InputError
+from kit.data.images import UnreadableImageError, load_image
 
 __all__ = [
     "DRAFT",
@@ -160,9 +161,9 @@ def read_image_stats(files: Sequence[Path], paths: Sequence[str], *,
         ValueError: If `files` and `paths` differ in length or `workers` < 1.
     """
     if len(files) != len(paths):
-        raise ValueError(f"files and paths must match; received {len(files)} and {len(paths)}.")
+        raise InputError(f"files and paths must match; received {len(files)} and {len(paths)}.")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer; received workers={workers!r}.")
+        raise InputError(f"workers must be a positive integer; received workers={workers!r}.")
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kit-probe") as pool:
         results = list(pool.map(_describe_file, [Path(f) for f in files]))
     readable = np.array([isinstance(r, ImageDescriptor) for r in results], dtype=bool)

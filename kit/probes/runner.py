@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.atomic import atomic_write_text
 from kit.competition import Competition
-from kit.layout import TRAIN, Layout, read_layout
-from kit.paths import Paths
+from kit.core.atomic import atomic_write_text
+from kit.core.errors import InputError
+from kit.core.paths import Paths
+from kit.data.layout import TRAIN, Layout, read_layout
 from kit.probes.adversarial import (
     METADATA,
     AdversarialResult,
@@ -208,7 +209,7 @@ def _holdout(root: Path, competition: Competition, train: pd.DataFrame, test: pd
     solution_file = root / "solution.csv"
     if not solution_file.is_file():
         return None
-    from kit.scoring import prior_scores, probs_to_submission, read_solution, score_frame
+    from kit.scoring.score import prior_scores, probs_to_submission, read_solution, score_frame
 
     solution = read_solution(solution_file, competition)
     frame = probs_to_submission(probs, list(test["id"]), competition)
@@ -318,7 +319,7 @@ def _run_probes(request: ProbeRequest, *, log: Log) -> ProbeReport:
     good = good.assign(width=good["width"].astype(np.int64),
                        height=good["height"].astype(np.int64))
     if (good["split"] == TRAIN).sum() < 2 or (good["split"] != TRAIN).sum() < 2:
-        raise ValueError(f"too few readable images in {layout.root} to probe: need at least "
+        raise InputError(f"too few readable images in {layout.root} to probe: need at least "
                          "2 training and 2 test images")
     size = timed("size", lambda: _run_size(layout, sizes, competition, settings))
     duplicates = timed("duplicates", lambda: _run_duplicates(good, stats, competition, settings))

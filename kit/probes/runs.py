@@ -1,64 +1,63 @@
-"""A finished `kit run` on a dataset, read from the files the pipeline writes.
+"""A finished `kit run` on a dataset, for the probes: its record and its cached features.
 
-The run record ``<submissions>/<competition>/<run-id>.json`` names the data root, the recipe,
-the backbone (name, preprocessing, weights identity) and the run folder, which holds
-``folds.csv`` and ``seed<S>/fold<K>/{model.weights.h5, oof.npy, test.npy, done.json}``. The
-plain-variant features live in the FeatureStore keyed exactly as :mod:`kit.pipeline` keys it.
+The run and its files are read through `kit.runs` (`RunRecord`, `RunFolder`); the plain-variant
+features live in the FeatureStore keyed exactly as the run keyed it (`run_feature_key`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kit.features import FeatureKey, FeatureStore
-from kit.images import UnreadableImageError, file_digest
-from kit.paths import Paths
+from kit.core.paths import Paths
+from kit.data.images import UnreadableImageError, file_digest
+from kit.features.cache import FeatureKey, FeatureStore
+from kit.runs.find import run_on_data
+from kit.runs.layout import FoldFolder, RunFolder
+from kit.runs.record import RunRecord
 
-__all__ = ["FinishedRun", "cached_features", "find_run", "pool_features"]
+__all__ = ["FinishedRun", "cached_features", "find_run", "pool_features", "run_feature_key"]
 
-PLAIN = "plain"
+
+def run_feature_key(record: RunRecord, variant: str | None = None) -> FeatureKey:
+    """The feature cache key a run read `variant` (default: its plain pass) with."""
+    backbone = record.backbone
+    return FeatureKey(backbone=backbone["name"], weights=backbone["weights"],
+                      input_size=record.input_size, preprocess=backbone["preprocess"],
+                      variant=variant or record.tta_variants[0])
 
 
 @dataclass(frozen=True, kw_only=True)
 class FinishedRun:
-    """A run record and where its artefacts are."""
+    """A run record and where it is."""
 
-    run_id: str
     record_file: Path
-    record: dict
-    run_dir: Path
+    record: RunRecord
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.record.run_dir)
+
+    @property
+    def folder(self) -> RunFolder:
+        return self.record.folder
 
     @property
     def recipe(self) -> dict:
-        return self.record["config"]["recipe"]
+        return dict(self.record.recipe)
 
-    def feature_key(self, variant: str = PLAIN) -> FeatureKey:
-        backbone = self.record["backbone"]
-        return FeatureKey(backbone=backbone["name"], weights=backbone["weights"],
-                          input_size=tuple(self.record["config"]["input_size"]),
-                          preprocess=backbone["preprocess"], variant=variant)
+    def feature_key(self, variant: str | None = None) -> FeatureKey:
+        return run_feature_key(self.record, variant)
 
-    def finished_folds(self) -> list[Path]:
-        """Fold folders with ``done.json`` and weights, sorted."""
-        return sorted(d.parent for d in self.run_dir.glob("seed*/fold*/done.json")
-                      if (d.parent / "model.weights.h5").is_file())
-
-
-def _records(folder: Path) -> list[tuple[str, Path, dict]]:
-    out = []
-    for file in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            continue
-        if isinstance(record, dict) and {"run_id", "run_dir", "config", "backbone"} <= set(record):
-            out.append((record["run_id"], file, record))
-    return out
+    def finished_folds(self) -> list[FoldFolder]:
+        return self.folder.finished_folds()
 
 
 def find_run(competition: str, data_root: Path, paths: Paths, *,
@@ -66,33 +65,13 @@ def find_run(competition: str, data_root: Path, paths: Paths, *,
     """The run `run_id`, or else the newest run of `competition` on `data_root`; None if none.
 
     Raises:
-        ValueError: If `run_id` is given but no record of that id exists (the message lists
+        InputError: If `run_id` is given but no record of that id exists (the message lists
             the run ids that do), or its record belongs to another data folder.
     """
-    folder = paths.submission_dir(competition)
-    records = _records(folder) if folder.is_dir() else []
-    root = str(Path(data_root).resolve())
-    if run_id is not None:
-        for rid, file, record in records:
-            if rid == run_id:
-                if str(Path(record.get("data", {}).get("root", "")).resolve()) != root:
-                    raise ValueError(
-                        f"run {run_id} was made on {record['data']['root']}, not on {root}; "
-                        "pass the same --data/--demo as that run"
-                    )
-                return FinishedRun(run_id=rid, record_file=file, record=record,
-                                   run_dir=Path(record["run_dir"]))
-        known = ", ".join(r for r, _, _ in records[-5:]) or "none"
-        raise ValueError(
-            f"no run record {run_id}.json in {folder}; recent runs: {known}. Use --run with one "
-            "of them, or --submissions-dir where that run wrote its record"
-        )
-    mine = [(r.get("created", ""), rid, file, r) for rid, file, r in records
-            if str(Path(r.get("data", {}).get("root", "")).resolve()) == root]
-    if not mine:
+    found = run_on_data(paths.submission_dir(competition), data_root, run_id=run_id)
+    if found is None:
         return None
-    _, rid, file, record = max(mine, key=lambda item: (item[0], item[1]))
-    return FinishedRun(run_id=rid, record_file=file, record=record, run_dir=Path(record["run_dir"]))
+    return FinishedRun(record_file=found[0], record=found[1])
 
 
 def cached_features(run: FinishedRun, files: Sequence[Path], paths: Paths

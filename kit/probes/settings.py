@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from kit.core.errors import InputError
 from kit.probes.stats import check_alpha
 
 
@@ -35,7 +36,7 @@ class ProbeSettings:
                               ("seed", 0), ("workers", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(
+                raise InputError(
                     f"{name} must be an integer >= {minimum}; received {name}={value!r}."
                 )
 

@@ -1,6 +1,6 @@
 """Image-size leak: does the camera resolution alone predict the class?
 
-Sizes come from image headers only (:func:`kit.images.image_size`, no pixel decoding). The
+Sizes come from image headers only (:func:`kit.data.images.image_size`, no pixel decoding). The
 probe reports, from the training images:
 
 * a per-class table of sizes (the most frequent sizes, with the class counts of each);
@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.images import UnreadableImageError, image_size
-from kit.metrics import row_log_losses
+from kit.core.errors import InputError
+from kit.data.images import UnreadableImageError, image_size
 from kit.probes.crossval import fold_prior, make_folds, oof_probabilities
 from kit.probes.imagestats import Unreadable
 from kit.probes.settings import ProbeSettings
 from kit.probes.stats import Interval, bootstrap_mean_interval, mutual_information_test
+from kit.scoring.metrics import row_log_losses
 
 __all__ = [
     "SizeReading",
@@ -72,7 +73,7 @@ def read_sizes(files: Sequence[Path], paths: Sequence[str]) -> SizeReading:
         paths: Their paths relative to the data root (names in the unreadable list).
     """
     if len(files) != len(paths):
-        raise ValueError(f"files and paths must match; received {len(files)} and {len(paths)}.")
+        raise InputError(f"files and paths must match; received {len(files)} and {len(paths)}.")
     start = time.perf_counter()
     width = np.full(len(files), -1, np.int64)
     height = np.full(len(files), -1, np.int64)
@@ -202,6 +203,19 @@ def _shift(train_keys: set[str], test_keys: dict[str, np.ndarray]) -> tuple[Spli
     return tuple(out)
 
 
+def _size_model_losses(width: np.ndarray, height: np.ndarray, y: np.ndarray,
+                       folds: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image log losses, out of fold, of the size-only model and of each fold's prior."""
+    from sklearn.linear_model import LogisticRegression
+
+    probs = oof_probabilities(lambda: LogisticRegression(C=REGULARIZATION, max_iter=2000),
+                              size_design(width, height), y, folds, k)
+    prior_probs = np.zeros_like(probs)
+    for fold in np.unique(folds):
+        prior_probs[folds == fold] = fold_prior(y[folds != fold], k)
+    return row_log_losses(y, probs), row_log_losses(y, prior_probs)
+
+
 def size_probe(
     width: np.ndarray,
     height: np.ndarray,
@@ -228,30 +242,21 @@ def size_probe(
     width, height = np.asarray(width, np.int64), np.asarray(height, np.int64)
     y = np.asarray(labels, np.int64)
     if not len(width) == len(height) == len(y):
-        raise ValueError(
+        raise InputError(
             f"width, height and labels must have one entry per image; received {len(width)}, "
             f"{len(height)} and {len(y)}."
         )
     if len(y) == 0:
-        raise ValueError("the size probe needs training images; received none.")
+        raise InputError("the size probe needs training images; received none.")
     if (width < 1).any() or (height < 1).any():
-        raise ValueError("width and height must be positive; drop unreadable images first.")
+        raise InputError("width and height must be positive; drop unreadable images first.")
     k = len(classes)
     keys = np.array([size_key(w, h) for w, h in zip(width, height, strict=True)], dtype=object)
     mi = mutual_information_test(keys, y, n_permutations=settings.n_permutations,
                                  seed=settings.seed)
 
-    from sklearn.linear_model import LogisticRegression
-
     folds = make_folds(y, wanted=settings.folds, seed=settings.seed)
-    x = size_design(width, height)
-    probs = oof_probabilities(lambda: LogisticRegression(C=REGULARIZATION, max_iter=2000),
-                              x, y, folds, k)
-    prior_probs = np.zeros_like(probs)
-    for fold in np.unique(folds):
-        prior_probs[folds == fold] = fold_prior(y[folds != fold], k)
-    model_rows = row_log_losses(y, probs)
-    prior_rows = row_log_losses(y, prior_probs)
+    model_rows, prior_rows = _size_model_losses(width, height, y, folds, k)
     gain = bootstrap_mean_interval(prior_rows - model_rows, level=settings.level,
                                    n_resamples=settings.n_resamples, seed=settings.seed)
     prior_ll, model_ll = float(prior_rows.mean()), float(model_rows.mean())

@@ -25,6 +25,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as scipy_stats
 
+from kit.core.errors import InputError
+
 __all__ = [
     "AucInterval",
     "Interval",
@@ -92,7 +94,7 @@ def check_level(level: object) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not (
         0.0 < float(level) < 1.0
     ):
-        raise ValueError(
+        raise InputError(
             f"level must be a confidence level strictly between 0 and 1; received level={level!r}. "
             "Pass e.g. level=0.95."
         )
@@ -104,7 +106,7 @@ def check_alpha(alpha: object) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not (
         0.0 < float(alpha) < 1.0
     ):
-        raise ValueError(
+        raise InputError(
             f"alpha must be a significance level strictly between 0 and 1; received "
             f"alpha={alpha!r}. Pass e.g. alpha=0.05."
         )
@@ -113,14 +115,14 @@ def check_alpha(alpha: object) -> float:
 
 def _check_count(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; received {name}={value!r}.")
+        raise InputError(f"{name} must be an integer >= {minimum}; received {name}={value!r}.")
     return int(value)
 
 
 def _codes(name: str, values: ArrayLike) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1 or len(array) == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array; received shape {array.shape}.")
+        raise InputError(f"{name} must be a non-empty 1-D array; received shape {array.shape}.")
     _, codes = np.unique(array, return_inverse=True)
     return codes.astype(np.int64)
 
@@ -145,7 +147,7 @@ def mutual_information(x: ArrayLike, y: ArrayLike) -> float:
     """
     cx, cy = _codes("x", x), _codes("y", y)
     if len(cx) != len(cy):
-        raise ValueError(f"x and y must have the same length; received {len(cx)} and {len(cy)}.")
+        raise InputError(f"x and y must have the same length; received {len(cx)} and {len(cy)}.")
     return _mi_from_codes(cx, cy, int(cy.max()) + 1)
 
 
@@ -186,7 +188,7 @@ def mutual_information_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int =
     """Permutation test of the mutual information of `x` and `y` (shuffling `y`)."""
     cx, cy = _codes("x", x), _codes("y", y)
     if len(cx) != len(cy):
-        raise ValueError(f"x and y must have the same length; received {len(cx)} and {len(cy)}.")
+        raise InputError(f"x and y must have the same length; received {len(cx)} and {len(cy)}.")
     ny = int(cy.max()) + 1
     return permutation_test(lambda labels: _mi_from_codes(cx, labels, ny), cy,
                             n_permutations=n_permutations, seed=seed)
@@ -217,7 +219,7 @@ def bootstrap_mean_interval(
     n_resamples = _check_count("n_resamples", n_resamples, 1)
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or len(x) == 0 or not np.isfinite(x).all():
-        raise ValueError(
+        raise InputError(
             f"values must be a non-empty 1-D array of finite numbers; received shape {x.shape}."
         )
     rng = np.random.default_rng(seed)
@@ -227,7 +229,7 @@ def bootstrap_mean_interval(
     else:
         codes = _codes("clusters", clusters)
         if len(codes) != len(x):
-            raise ValueError(
+            raise InputError(
                 f"clusters must have one label per value; received {len(codes)} labels for "
                 f"{len(x)} values."
             )
@@ -256,16 +258,16 @@ def auc_interval(y_true: ArrayLike, scores: ArrayLike, *, level: float = 0.95) -
     y = np.asarray(y_true)
     s = np.asarray(scores, dtype=np.float64)
     if y.ndim != 1 or s.shape != y.shape:
-        raise ValueError(
+        raise InputError(
             f"y_true and scores must be 1-D of the same length; received shapes {y.shape} and "
             f"{s.shape}."
         )
     if not np.isin(y, (0, 1)).all():
-        raise ValueError("y_true must hold only 0 and 1.")
+        raise InputError("y_true must hold only 0 and 1.")
     pos, neg = s[y == 1], s[y == 0]
     m, n = len(pos), len(neg)
     if m < 2 or n < 2:
-        raise ValueError(
+        raise InputError(
             f"an AUC interval needs at least 2 positives and 2 negatives; received {m} and {n}."
         )
     ranks_all = scipy_stats.rankdata(np.concatenate([pos, neg]))
@@ -295,7 +297,7 @@ def quantile_upper_bound(values: ArrayLike, *, quantile: float, level: float) ->
     n = len(x)
     needed = int(np.ceil(np.log(1.0 - level) / np.log(quantile)))
     if n < needed:
-        raise ValueError(
+        raise InputError(
             f"an upper {level:.0%} confidence bound of the {quantile:.1%} quantile needs at "
             f"least {needed} values; received {n}."
         )
@@ -319,12 +321,12 @@ def sign_flip_test(values: ArrayLike, clusters: ArrayLike, *, n_permutations: in
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or len(x) == 0 or not np.isfinite(x).all():
-        raise ValueError(
+        raise InputError(
             f"values must be a non-empty 1-D array of finite numbers; received shape {x.shape}."
         )
     codes = _codes("clusters", clusters)
     if len(codes) != len(x):
-        raise ValueError(f"clusters must have one label per value; received {len(codes)} "
+        raise InputError(f"clusters must have one label per value; received {len(codes)} "
                          f"labels for {len(x)} values.")
     sums = np.bincount(codes, weights=x)
     k = len(sums)
@@ -354,5 +356,5 @@ def rank_auc(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     ranks = scipy_stats.rankdata(s, axis=0)
     m, n = int(y.sum()), int((~y).sum())
     if m == 0 or n == 0:
-        raise ValueError("y_true must hold both classes.")
+        raise InputError("y_true must hold both classes.")
     return (ranks[y].sum(axis=0) - m * (m + 1) / 2) / (m * n)

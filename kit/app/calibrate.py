@@ -1,0 +1,41 @@
+"""Stage of a run: from out-of-fold and test predictions to the probabilities submitted.
+
+The class prior of the training labels stands in for test rows without features; the clip is
+chosen on the out-of-fold predictions (`kit.scoring.calibration.choose_clip`) and applied to the
+test predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kit.cv.task import CVResult
+from kit.scoring.calibration import ClipChoice, choose_clip, clip_probs
+from kit.scoring.metrics import log_loss, prior_probs
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibrated:
+    """The test probabilities to submit, the clip chosen, and the class prior's OOF log loss."""
+
+    test_probs: np.ndarray
+    clip: ClipChoice
+    prior_log_loss: float
+
+
+def calibrate(labels: np.ndarray, cv: CVResult, test_ok: np.ndarray, *, n_classes: int
+              ) -> Calibrated:
+    """Clip chosen on OOF predictions; test rows without features get the class prior."""
+    prior = prior_probs(labels, n_classes)
+    prior_oof = log_loss(labels, np.tile(prior, (len(labels), 1)))
+    clip = choose_clip(labels, cv.oof)
+    test_probs = np.tile(prior, (len(test_ok), 1))
+    if test_ok.any():
+        test_probs[test_ok] = cv.test
+    return Calibrated(test_probs=clip_probs(test_probs, clip.clip), clip=clip,
+                      prior_log_loss=prior_oof)
+
+
+__all__ = ["Calibrated", "calibrate"]

@@ -1,0 +1,178 @@
+"""The last stages of a run: its configuration hash and run folder, the submission, the
+predictions for reports and probes, and the run record.
+
+The run folder is keyed by a hash of the competition, the data (every used id and content
+digest) and the configuration (`run_config`); a re-run of the same command on the same data
+finds the same folder and resumes its finished folds. `tests/test_app.py` pins the hash of a
+fixed configuration, so a refactoring that changed it (and orphaned every run folder) fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit import __version__
+from kit.app.calibrate import Calibrated
+from kit.app.features import Rows
+from kit.app.setup import RunSetup
+from kit.app.table import Digests, ImageTable
+from kit.core.atomic import atomic_write_text
+from kit.cv.task import CVResult
+from kit.data.images import file_digest
+from kit.features.backbones import ResolvedWeights
+from kit.runs.layout import RunFolder
+from kit.runs.record import RunRecord
+from kit.scoring.score import probs_to_submission
+from kit.scoring.submission import write_submission
+
+VERSIONED = ("tensorflow", "keras", "numpy", "pandas", "scikit-learn", "opencv-python-headless",
+             "pillow")
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001 - any metadata failure means "unknown"
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    return {"kit": __version__, "python": platform.python_version(),
+            **{m: _version(m) for m in VERSIONED}}
+
+
+def run_config(setup: RunSetup, weights: ResolvedWeights) -> dict[str, Any]:
+    """The configuration a run folder is keyed by (and the record's `config`)."""
+    options = setup.options
+    groups = options.groups_file
+    return {
+        "recipe": dataclasses.asdict(setup.recipe),
+        "weights_identity": weights.identity,
+        "input_size": list(setup.input_size),
+        "tta_variants": list(setup.variants),
+        "sample": options.sample,
+        "groups_file": str(groups) if groups else None,
+        "groups_digest": file_digest(groups) if groups and groups.is_file() else None,
+        "seeds": list(setup.seeds),
+    }
+
+
+def config_hash(competition: str, config: dict[str, Any], ids: list[str],
+                digests: list[str]) -> str:
+    """16 hex digits of the competition, the data (each row's id and digest) and `config`."""
+    data_key = hashlib.sha1("\n".join(
+        f"{i}\t{d}" for i, d in zip(ids, digests, strict=True)).encode()).hexdigest()
+    return hashlib.sha1(json.dumps(
+        {"competition": competition, "data": data_key, **config}, sort_keys=True
+    ).encode()).hexdigest()[:16]
+
+
+def run_folder(setup: RunSetup, table: ImageTable, rows: Rows, digests: Digests,
+               config: dict[str, Any]) -> tuple[str, RunFolder]:
+    """The config hash and the run folder it names (created)."""
+    ids = list(rows.train["id"]) + list(table.test["id"])
+    key = config_hash(setup.competition.name, config, ids, rows.train_digests + digests.test)
+    folder = RunFolder(setup.paths.run_dir(setup.competition.name, key))
+    folder.root.mkdir(parents=True, exist_ok=True)
+    return key, folder
+
+
+def new_run_id(key: str) -> str:
+    """`<UTC time>-<first 8 of the config hash>`: sorts by time, names the configuration."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{key[:8]}"
+
+
+def write_submission_file(setup: RunSetup, table: ImageTable, test_probs: np.ndarray,
+                          run_id: str) -> Path:
+    """The validated submission `<submissions>/<competition>/<run-id>.csv`."""
+    competition = setup.competition
+    path = setup.paths.submission_dir(competition.name) / f"{run_id}.csv"
+    frame = probs_to_submission(test_probs, list(table.test["id"]), competition)
+    write_submission(frame, path, sample=table.layout.sample,
+                     id_column=competition.submission.id_column)
+    return path
+
+
+def save_predictions(folder: RunFolder, classes: list[str], rows: Rows, cv: CVResult,
+                     test: pd.DataFrame, test_probs: np.ndarray) -> dict[str, str]:
+    """`oof.csv` (path, label, out-of-fold probabilities) and `test.csv` (id, path, split,
+    clipped probabilities) in the run folder, for reports and probes."""
+    oof = pd.DataFrame(cv.oof, columns=classes)
+    oof.insert(0, "label", [classes[i] for i in rows.labels])
+    oof.insert(0, "path", list(rows.train["path"]))
+    tests = pd.DataFrame(test_probs, columns=classes)
+    tests.insert(0, "split", list(test["split"]))
+    tests.insert(0, "path", list(test["path"]))
+    tests.insert(0, "id", list(test["id"]))
+    atomic_write_text(folder.oof_csv, oof.to_csv(index=False))
+    atomic_write_text(folder.test_csv, tests.to_csv(index=False))
+    return {"oof": str(folder.oof_csv), "test": str(folder.test_csv)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What the stages of one run produced, for its record."""
+
+    weights: ResolvedWeights
+    config: dict[str, Any]
+    key: str
+    folder: RunFolder
+    run_id: str
+    submission: Path
+    cv: CVResult
+    calibrated: Calibrated
+    feature_stats: dict[str, int]
+    head_notes: dict[str, str]
+    bbox_iou: float | None
+    predictions: dict[str, str]
+    timings: dict[str, float]
+
+
+def _scores(setup: RunSetup, rows: Rows, outcome: Outcome) -> dict[str, Any]:
+    cv, calibrated = outcome.cv, outcome.calibrated
+    prior = calibrated.prior_log_loss
+    pseudo = setup.recipe.pseudo_label
+    return {
+        "cv_log_loss": cv.cv_log_loss, "prior_log_loss": prior,
+        "cv_vs_prior": cv.cv_log_loss / prior if prior > 0 else None,
+        "clip": calibrated.clip.clip, "clipped_cv_log_loss": calibrated.clip.log_loss,
+        "fold_scores": tuple(f.summary() for f in cv.folds), "bbox_iou": outcome.bbox_iou,
+        "pseudo_label": None if pseudo is None else {
+            "threshold": pseudo, "n_pseudo_per_fold": [f.n_pseudo for f in cv.folds]},
+        "clip_choice": calibrated.clip.to_dict(),
+    }
+
+
+def build_record(setup: RunSetup, table: ImageTable, rows: Rows, outcome: Outcome) -> RunRecord:
+    """The run record of a finished run."""
+    layout = table.layout
+    return RunRecord(
+        competition=setup.competition.name, run_id=outcome.run_id,
+        submission=str(outcome.submission), n_train=int(len(rows.train)),
+        n_test=int(len(table.test)), timings=outcome.timings, head=setup.recipe.head,
+        mode=setup.recipe.mode, **_scores(setup, rows, outcome),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        data={"root": str(layout.root), "demo": setup.options.data.demo,
+              "sample_submission": str(layout.sample_file),
+              "test_splits": list(layout.test_splits)},
+        config=outcome.config, config_hash=outcome.key, run_dir=str(outcome.folder.root),
+        backbone={"name": setup.backbone.name, "preprocess": setup.backbone.preprocess,
+                  "weights": outcome.weights.identity},
+        head_inputs=outcome.head_notes, features=outcome.feature_stats,
+        unreadable=rows.unreadable, versions=versions(), predictions=outcome.predictions)
+
+
+__all__ = ["Outcome", "build_record", "config_hash", "new_run_id", "run_config", "run_folder",
+           "save_predictions", "versions", "write_submission_file"]

@@ -1,0 +1,171 @@
+"""`python -m kit run`: images to a validated submission, its run record and report.
+
+Every recipe option comes from the one option table (`kit.competition.options`); the command
+adds the data options, `--heads` (a comparison of several heads), `--groups` and
+`--submissions-dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import traceback
+from pathlib import Path
+
+from kit.cli.common import (
+    add_data_options,
+    data_root,
+    fmt,
+    paths_of,
+    solution_for,
+    write_json,
+)
+from kit.competition import Competition, Recipe, load_competition
+from kit.competition.options import OPTIONS, given, parse_names
+from kit.competition.recipe import with_overrides
+from kit.core.errors import InputError
+from kit.core.paths import Paths
+
+
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of the table, as `kit run` and `kit kernel` take it."""
+    for option in OPTIONS:
+        parser.add_argument(option.flag, dest=option.name, type=option.parse,
+                            metavar=option.metavar, help=option.help)
+
+
+def register(commands: argparse._SubParsersAction) -> dict:
+    run = commands.add_parser("run", help="images to a validated submission")
+    run.add_argument("competition", help="competition folder (competitions/fisheries) or name")
+    add_data_options(run)
+    run.add_argument("--submissions-dir", type=Path, metavar="DIR",
+                     help="where submissions go; default ./submissions")
+    add_recipe_options(run)
+    run.add_argument("--heads", type=parse_names, metavar="H1,H2,...",
+                     help="train each head on the same folds and cached features and print one "
+                          "comparison table (CV, public, private, time)")
+    run.add_argument("--groups", type=Path, metavar="CSV",
+                     help="CSV with path,group: group K-fold (no group straddles folds)")
+    return {"run": cmd_run}
+
+
+def recipe_of(args: argparse.Namespace, competition: Competition) -> Recipe:
+    """The competition's recipe with the command line's options, checked before data work."""
+    from kit.app.check import check_recipe
+
+    values = {k: v for k, v in given(vars(args)).items()
+              if k not in ("sample", "seeds") and not (k == "folds" and v == "group")}
+    recipe = with_overrides(competition.recipe_for(demo=args.demo), values)
+    if args.heads:
+        if args.head is not None:
+            raise InputError("pass --head NAME or --heads H1,H2,... , not both")
+        for head in args.heads:
+            check_recipe(dataclasses.replace(recipe, head=head), competition)
+    else:
+        check_recipe(recipe, competition)
+    return recipe
+
+
+def _groups_file(args: argparse.Namespace, competition: Competition, paths: Paths,
+                 root: Path) -> Path | None:
+    if args.folds != "group":
+        return args.groups
+    if args.groups is not None:
+        raise InputError("--folds group uses the groups kit probe inferred; with --groups CSV "
+                         "pass a number of folds instead")
+    groups = paths.groups_file(competition.name, root)
+    if not groups.is_file():
+        raise InputError(
+            f"--folds group needs inferred groups, and {groups} does not exist: run "
+            f"`python -m kit probe {args.competition}` on the same data first, or pass "
+            "--groups CSV with path,group columns"
+        )
+    return groups
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kit.app.setup import DataSource, RunOptions
+
+    competition = load_competition(args.competition)
+    paths = paths_of(args)
+    recipe = recipe_of(args, competition)  # validated here, before any data work
+    root = data_root(args, competition)
+    options = RunOptions(competition=competition,
+                         data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
+                         recipe=recipe, paths=paths, sample=args.sample,
+                         groups_file=_groups_file(args, competition, paths, root),
+                         seeds=args.seeds)
+    solution = solution_for(args, root)
+    if not args.heads:
+        write_json(args.json, run_one(options, solution, competition, paths))
+        return 0
+    from kit.app.compare import compare_heads
+
+    summary = compare_heads(options, args.heads,
+                            run_one=lambda o: run_one(o, solution, competition, paths))
+    write_json(args.json, summary)
+    return 0
+
+
+def run_one(options, solution: Path | None, competition: Competition, paths: Paths) -> dict:
+    """One `kit run` with local scoring, the report and the printed summary."""
+    from kit.app.run import run
+
+    result = run(options, log=print)
+    summary = dict(result.summary)
+    if solution is not None:
+        from kit.scoring.leaderboard import record
+        from kit.scoring.score import score_file
+
+        score = score_file(result.submission, solution, competition)
+        record(result.submission, score, competition=competition, submissions=paths.submissions)
+        summary["local_score"] = score.to_dict()
+        summary["local_score"]["baseline"] = _baseline(result.train_labels, solution,
+                                                        competition)
+    summary["report"] = _report(result.record, competition)
+    print_run(summary)
+    return summary
+
+
+def _report(record: Path, competition: Competition) -> str | None:
+    """Write the run's HTML report; a failure is reported, never a reason to fail the run (the
+    submission and its record are already written)."""
+    from kit.report.write import write_report
+
+    try:
+        return str(write_report(record))
+    except Exception as error:  # noqa: BLE001 - the run is complete; the report is not its result
+        if not isinstance(error, InputError | OSError):  # a bug: show where, but keep the run
+            traceback.print_exc()
+        print(f"warning: the report was not written ({error}); the submission is complete. "
+              f"Retry with: python -m kit report {competition.name} {record.stem}",
+              file=sys.stderr)
+        return None
+
+
+def _baseline(train_labels, solution: Path, competition: Competition) -> dict:
+    """What always predicting the run's training class prior scores on the solution."""
+    from kit.scoring.score import prior_scores, read_solution
+
+    return prior_scores(train_labels, read_solution(solution, competition), competition).to_dict()
+
+
+def print_run(summary: dict) -> None:
+    print(f"run {summary['run_id']}: CV log loss {summary['cv_log_loss']:.4f} "
+          f"(class prior {summary['prior_log_loss']:.4f}, ratio {summary['cv_vs_prior']:.2f}); "
+          f"clip {summary['clip']}")
+    print(f"submission: {summary['submission']} ({summary['n_test']} rows)")
+    if summary.get("bbox_iou") is not None:
+        print(f"bbox: mean IoU {summary['bbox_iou']:.3f} of out-of-fold boxes")
+    score = summary.get("local_score")
+    if score:
+        base = score["baseline"]
+        print(f"local score: public {fmt(score['public'])} (prior {fmt(base['public'])}), "
+              f"private {fmt(score['private'])} (prior {fmt(base['private'])})")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
+    print(f"time: {summary['timings']['total']:.1f} s")
+
+
+__all__ = ["add_recipe_options", "cmd_run", "print_run", "recipe_of", "register", "run_one"]

@@ -1,0 +1,176 @@
+"""Competition declarations: the frozen `Competition` and the parts it is declared with.
+
+A competition folder holds `competition.py`, which defines one module-level `COMPETITION`. It
+declares facts only (classes, layout, submission format, default recipe); no training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.competition.recipe import Recipe
+from kit.core.errors import DeclarationError, InputError, UnknownNameError
+
+LABEL_SOURCES = ("folder", "filename_prefix")
+SUBMISSION_KINDS = ("per_class", "positive_class")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestSplit:
+    """One folder of test images and how its file names become submission ids.
+
+    Args:
+        name: split name used in the image table (`test_stg1`).
+        folder: folder relative to the data root (`test_stg1`).
+        id_template: `str.format` template over `name` (file name) and `stem` (name without
+            suffix): `"{name}"`, `"test_stg2/{name}"`, `"{stem}"`.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    name: str
+    folder: str
+    id_template: str = "{name}"
+
+    def submission_id(self, file_name: str) -> str:
+        return self.id_template.format(name=file_name, stem=Path(file_name).stem)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleSubmission:
+    """A sample submission file and the test splits whose rows it holds."""
+
+    file: str
+    splits: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmissionFormat:
+    """Submission columns.
+
+    `per_class`: `id_column` then one probability column per class, named after the class.
+    `positive_class`: `id_column` then `value_column` holding P(`positive_class`).
+    """
+
+    id_column: str
+    kind: str = "per_class"
+    value_column: str | None = None
+    positive_class: str | None = None
+    samples: tuple[SampleSubmission, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in SUBMISSION_KINDS:
+            raise InputError(
+                f"submission kind must be one of {', '.join(SUBMISSION_KINDS)}; "
+                f"received kind={self.kind!r}"
+            )
+        if self.kind == "positive_class" and not (self.value_column and self.positive_class):
+            raise InputError(
+                "a positive_class submission needs value_column and positive_class; received "
+                f"value_column={self.value_column!r}, positive_class={self.positive_class!r}"
+            )
+        if not self.samples:
+            raise InputError("submission samples must name at least one sample submission file")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Competition:
+    """One Kaggle competition, declared in `competitions/<name>/competition.py`.
+
+    Args:
+        name: folder name (`fisheries`).
+        slug: Kaggle competition slug (`the-nature-conservancy-fisheries-monitoring`).
+        title: human title.
+        classes: class names in submission column order.
+        label_source: `folder` (`train/<CLASS>/*.jpg`) or `filename_prefix` (`train/cat.1.jpg`).
+        train_folder: folder of training images relative to the data root.
+        test_splits: test folders and their submission id rules.
+        submission: submission format and sample submission files.
+        recipe: default recipe on real data.
+        demo_recipe: default recipe with `--demo` (no downloaded weights).
+        demo: importable module generating the demo dataset (`kit.demo.fisheries`), or None.
+        annotations: folder of bounding-box JSON files relative to the data root, or None.
+        image_suffixes: file suffixes read as images.
+        losses: custom losses by name, each a function `(y_true, y_pred) -> loss` written with
+            `keras.ops`; a recipe names one with `loss=`.
+        schedules: custom learning-rate schedules by name, each a function
+            `(epoch, lr) -> lr`; a recipe names one with `schedule=`.
+    """
+
+    name: str
+    slug: str
+    title: str
+    classes: tuple[str, ...]
+    label_source: str
+    test_splits: tuple[TestSplit, ...]
+    submission: SubmissionFormat
+    recipe: Recipe = field(default_factory=Recipe)
+    demo_recipe: Recipe | None = None
+    demo: str | None = None
+    annotations: str | None = None
+    train_folder: str = "train"
+    image_suffixes: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+    losses: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    schedules: Mapping[str, Callable[[int, float], float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise InputError(
+                f"classes must hold at least two distinct names; received classes={self.classes!r}"
+            )
+        if self.label_source not in LABEL_SOURCES:
+            raise InputError(
+                f"label_source must be one of {', '.join(LABEL_SOURCES)}; "
+                f"received label_source={self.label_source!r}"
+            )
+        names = [split.name for split in self.test_splits]
+        if not names or len(set(names)) != len(names):
+            raise InputError(f"test_splits must have distinct names; received {names!r}")
+        for sample in self.submission.samples:
+            unknown = sorted(set(sample.splits) - set(names))
+            if unknown:
+                raise InputError(
+                    f"sample submission {sample.file} names unknown test splits {unknown}; "
+                    f"declared splits: {names}"
+                )
+        for kind, table in (("losses", self.losses), ("schedules", self.schedules)):
+            for key, fn in dict(table).items():
+                if not isinstance(key, str) or not callable(fn):
+                    raise DeclarationError(
+                        f"{kind} must map names to functions; received {key!r}: "
+                        f"{type(fn).__name__}"
+                    )
+        sub = self.submission
+        if sub.kind == "positive_class" and sub.positive_class not in self.classes:
+            raise InputError(
+                f"positive_class={sub.positive_class!r} is not one of classes={self.classes!r}"
+            )
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def submission_columns(self) -> tuple[str, ...]:
+        """Value columns of a submission, in order."""
+        if self.submission.kind == "per_class":
+            return self.classes
+        return (self.submission.value_column,)
+
+    def split(self, name: str) -> TestSplit:
+        for split in self.test_splits:
+            if split.name == name:
+                return split
+        known = ", ".join(s.name for s in self.test_splits)
+        raise UnknownNameError(f"competition {self.name} has no test split {name!r}; known: {known}")
+
+    def recipe_for(self, *, demo: bool) -> Recipe:
+        if demo:
+            if self.demo_recipe is None:
+                raise InputError(f"competition {self.name} declares no demo recipe")
+            return self.demo_recipe
+        return self.recipe
+
+

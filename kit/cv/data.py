@@ -1,0 +1,124 @@
+"""What the fold strategies train on: features per TTA variant, labels and the head's extras.
+
+Rows are training images in image-table order; a fold's training rows are every row outside its
+`val_index`. Validation rows never enter a fold's training, in any view
+(`fold_training_rows`), and pseudo-labelled rows come from the test set only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kit.cv.task import FoldTask
+from kit.data.tta import map_boxes
+from kit.models.train import Inputs, TrainView, concat
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoxGeometry:
+    """What a box head needs to use the flip and crop views of its images.
+
+    `views` are the TTA variants (kit.data.tta) the box head trains on, the plain view first; their
+    features are in `EnsembleData.x_train`, and each image's box is moved into every view
+    (`kit.data.tta.map_boxes`). Predicted boxes are averaged over `EnsembleData.variants`, each
+    brought back to the plain view (`kit.data.tta.unmap_boxes`). Boxes are in pixels of
+    `input_size`; the sizes are each image's stored (width, height), where crops are cut.
+    """
+
+    input_size: tuple[int, int]
+    train_sizes: np.ndarray
+    test_sizes: np.ndarray
+    views: tuple[str, ...] = ("plain",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleData:
+    """Features per TTA variant (first variant is the plain pass used for training).
+
+    Optional extras, aligned with the rows: `meta_train`/`meta_test` (encoded metadata for a
+    head with a `meta` input), `boxes_train` ((n, 5) `x, y, w, h, has_box` box targets for a
+    head with a `box` output) and `box_geometry` (the flip and crop views a box head trains
+    on and predicts with; without it, the plain view alone).
+    """
+
+    variants: tuple[str, ...]
+    x_train: dict[str, np.ndarray]
+    y_train: np.ndarray
+    x_test: dict[str, np.ndarray]
+    n_classes: int
+    meta_train: np.ndarray | None = None
+    meta_test: np.ndarray | None = None
+    boxes_train: np.ndarray | None = None
+    box_geometry: BoxGeometry | None = None
+
+    @property
+    def n_test(self) -> int:
+        first = next(iter(self.x_test.values()))
+        return len(first) if first.ndim > 1 else 0
+
+    def inputs(self, split: str, variant: str, index: np.ndarray | None = None) -> Inputs:
+        """The model inputs of `split` (train or test) for one variant, rows `index` or all."""
+        x = (self.x_train if split == "train" else self.x_test)[variant]
+        meta = self.meta_train if split == "train" else self.meta_test
+        if index is not None:
+            x = x[index]
+            meta = None if meta is None else meta[index]
+        return x if meta is None else {"features": x, "meta": meta}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PseudoRows:
+    """Test rows joining one fold's training data, with the labels the fold's own first-stage
+    model gave them (never a model that saw the fold's validation rows)."""
+
+    index: np.ndarray  # rows of the test set
+    labels: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldRows:
+    """What one fold trains on: inputs, labels, box targets (box heads) and, for box heads
+    with `BoxGeometry.views`, the other views of the fold's training images."""
+
+    x: Inputs
+    y: np.ndarray
+    boxes: np.ndarray | None = None
+    views: tuple[TrainView, ...] = ()
+
+
+def fold_training_rows(task: FoldTask, data: EnsembleData,
+                       pseudo: PseudoRows | None = None) -> FoldRows:
+    """The inputs, labels and box targets one fold trains on.
+
+    The fold's training rows (every row not in `task.val_index`) plus, with pseudo-labelling,
+    the chosen test rows with their pseudo-labels (and no box). Validation rows never enter,
+    in any view.
+    """
+    n = len(data.y_train)
+    train_index = np.setdiff1d(np.arange(n), task.val_index)
+    plain = data.variants[0]
+    x = data.inputs("train", plain, train_index)
+    y = data.y_train[train_index]
+    boxes = None if data.boxes_train is None else data.boxes_train[train_index]
+    views: list[TrainView] = []
+    geometry = data.box_geometry
+    if boxes is not None and geometry is not None:
+        sizes = geometry.train_sizes[train_index]
+        for view in geometry.views:
+            if view == plain:
+                continue
+            views.append(TrainView(
+                x=data.inputs("train", view, train_index),
+                boxes=map_boxes(boxes, view, sizes, geometry.input_size)))
+    if pseudo is not None and len(pseudo.index):
+        x = concat([x, data.inputs("test", plain, pseudo.index)])
+        y = np.concatenate([y, pseudo.labels])
+        if boxes is not None:
+            boxes = np.concatenate([boxes, np.zeros((len(pseudo.index), boxes.shape[1]),
+                                                    boxes.dtype)])
+    return FoldRows(x=x, y=y, boxes=boxes, views=tuple(views))
+
+
+__all__ = ["BoxGeometry", "EnsembleData", "FoldRows", "PseudoRows", "fold_training_rows"]

@@ -1,0 +1,184 @@
+"""kit.app: `kit run` as stages, each tested on tiny inputs (no TensorFlow where it needs none)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit.app.calibrate import calibrate
+from kit.app.features import ArrayStore, FeatureSet, usable_rows
+from kit.app.folds import choose_folds
+from kit.app.outputs import (
+    Outcome,
+    build_record,
+    config_hash,
+    new_run_id,
+    run_config,
+    run_folder,
+    save_predictions,
+    write_submission_file,
+)
+from kit.app.setup import DataSource, RunOptions, resolve_setup
+from kit.app.table import Digests, hash_images, read_table
+from kit.app.training import ensemble_data, head_inputs, strategy_name, strategy_registry
+from kit.competition import load_competition
+from kit.core.paths import Paths
+from kit.cv.task import CVResult, FoldResult
+from kit.features.backbones import ResolvedWeights
+from kit.runs.layout import RunFolder
+from kit.scoring.calibration import ClipChoice
+
+FISH = load_competition("fisheries")
+WEIGHTS = ResolvedWeights(kind="imagenet", identity="imagenet:abc", path=None, seed=0)
+
+
+def _setup(tmp_path: Path, *, demo: bool = True, root: Path | None = None, **recipe):
+    import dataclasses
+
+    base = FISH.recipe_for(demo=demo)
+    return resolve_setup(RunOptions(
+        competition=FISH, data=DataSource(root=root or tmp_path / "data", demo=demo),
+        recipe=dataclasses.replace(base, **recipe),
+        paths=Paths(work=tmp_path / "work", submissions=tmp_path / "subs"),
+        sample=40, seeds=(0, 1)))
+
+
+@pytest.mark.parametrize("demo,expected", [(True, "3aef6b69a59cb7be"),
+                                           (False, "d3adb0648723429b")])
+def test_the_config_hash_is_pinned(tmp_path: Path, demo: bool, expected: str):
+    """Golden values computed by kit.pipeline before the code moved into stages: a change here
+    would orphan every existing run folder (nothing would resume)."""
+    config = run_config(_setup(tmp_path, demo=demo), WEIGHTS)
+    assert config_hash("fisheries", config, ["a", "b"], ["d1", "d2"]) == expected
+    data_key = hashlib.sha1(b"a\td1\nb\td2").hexdigest()
+    assert expected == hashlib.sha1(json.dumps({"competition": "fisheries", "data": data_key,
+                                                **config}, sort_keys=True).encode()
+                                    ).hexdigest()[:16]
+
+
+def test_setup_derives_sizes_views_and_configs(tmp_path: Path):
+    setup = _setup(tmp_path, head="bbox")
+    assert setup.input_size == (192, 112) and setup.crop_input_size == (64, 64)
+    assert setup.variants == ("plain", "hflip") and len(setup.box_views) == 6
+    assert setup.head_config.input_size == (192, 112) and setup.seeds == (0, 1)
+    assert strategy_name(setup) == "heads"
+    assert strategy_name(_setup(tmp_path, head="crop")) == "crop"
+    assert strategy_name(_setup(tmp_path, mode="finetune")) == "finetune"
+    assert strategy_registry().names() == ("crop", "finetune", "heads")
+    with pytest.raises(ValueError, match="--weights demo is only for --backbone demo_cnn"):
+        _setup(tmp_path, backbone="vgg16")
+
+
+def test_table_and_digests_of_a_layout(fish_layout: Path):
+    table = read_table(FISH, fish_layout, sample=None, seed=0)
+    assert len(table.train) == 16 and len(table.test) == 3
+    sampled = read_table(FISH, fish_layout, sample=8, seed=0)
+    assert len(sampled.train) == 8 and len(sampled.test) == 3
+    (fish_layout / "train" / "ALB" / "img_00001.jpg").unlink()  # gone since the table was read
+    digests = hash_images(table)
+    assert digests.train[0] == f"missing:{table.train['file'][0]}"
+    assert len(set(digests.train[1:])) == 15 and len(digests.test) == 3
+    items = digests.items(table)
+    assert items[16] == (digests.test[0], table.test["file"][0])
+
+
+def _features(digests: Digests, missing: set[str]) -> FeatureSet:
+    rows = {d: np.full(3, i, np.float32) for i, d in enumerate(digests.train + digests.test)}
+    return FeatureSet(stores={"plain": ArrayStore(rows)},
+                      present=frozenset(set(rows) - missing),
+                      unreadable={"gone.jpg": "empty file"}, stats={"computed": 1})
+
+
+def test_rows_without_features_are_named_and_left_out(fish_layout: Path):
+    table = read_table(FISH, fish_layout, sample=None, seed=0)
+    digests = hash_images(table)
+    lines: list[str] = []
+    rows = usable_rows(table, digests, _features(digests, {digests.train[3], digests.test[1]}),
+                       FISH.classes, lines.append)
+    assert len(rows.train) == 15 and rows.labels.tolist()[:3] == [0, 0, 1]
+    assert rows.test_ok.tolist() == [True, False, True]
+    assert rows.test_index.tolist() == [0, 2] and len(rows.test_digests) == 2
+    assert rows.unreadable["train"] == [{"file": table.train["file"][3],
+                                         "reason": "no features"}]
+    assert lines[0].startswith("skipping unreadable training image")
+    assert "predicting the class prior" in lines[1]
+
+
+def test_ensemble_data_and_metadata_inputs(fish_layout: Path, tmp_path: Path):
+    table = read_table(FISH, fish_layout, sample=None, seed=0)
+    digests = hash_images(table)
+    features = _features(digests, {digests.test[1]})
+    rows = usable_rows(table, digests, features, FISH.classes, print)
+    setup = _setup(tmp_path, root=fish_layout, head="metadata-merge", tta=1)
+    extras = head_inputs(setup, table, rows, lambda _: None)
+    assert extras.notes["metadata"].startswith("size")
+    data = ensemble_data(setup, features, rows, extras)
+    assert data.x_train["plain"].shape == (16, 3) and data.x_test["plain"].shape == (2, 3)
+    assert data.meta_train.shape[0] == 16 and data.meta_test.shape[0] == 2
+
+
+def test_folds_are_saved_and_read_back(tmp_path: Path):
+    train = pd.DataFrame({"id": [f"i{k}" for k in range(12)]})
+    labels = np.arange(12) % 2
+    folder = RunFolder(tmp_path)
+    folds = choose_folds(folder, train, labels, n_folds=3, seed=0, groups_file=None)
+    assert sorted(np.bincount(folds)) == [4, 4, 4] and folder.folds_csv.is_file()
+    assert choose_folds(folder, train, labels, n_folds=3, seed=5, groups_file=None).tolist() == \
+        folds.tolist()  # the run folder's saved folds win
+    groups = tmp_path / "g.csv"
+    pd.DataFrame({"path": [f"p{k}" for k in range(12)], "group": np.arange(12) // 2}).to_csv(
+        groups, index=False)
+    grouped = choose_folds(RunFolder(tmp_path / "g"), train.assign(path=[f"p{k}" for k in
+                                                                          range(12)]),
+                           labels, n_folds=3, seed=0, groups_file=groups)
+    assert all(grouped[k] == grouped[k + 1] for k in range(0, 12, 2))
+
+
+def _cv(oof: np.ndarray, test: np.ndarray) -> CVResult:
+    fold = FoldResult(fold=0, seed=0, val_index=np.arange(len(oof)), oof=oof, test=test,
+                      log_loss=0.5, best_epoch=3, seconds=1.0, resumed=False)
+    return CVResult(oof=oof, test=test, folds=(fold,), cv_log_loss=0.5)
+
+
+def test_calibration_gives_missing_test_rows_the_prior():
+    labels = np.array([0, 0, 0, 1])
+    oof = np.array([[0.9, 0.1], [0.8, 0.2], [0.99, 0.01], [0.3, 0.7]])
+    calibrated = calibrate(labels, _cv(oof, np.array([[0.6, 0.4], [1.0, 0.0]])),
+                           np.array([True, False, True]), n_classes=2)
+    assert calibrated.test_probs.shape == (3, 2)
+    assert calibrated.test_probs[1] == pytest.approx([0.75, 0.25], abs=1e-6)
+    assert calibrated.test_probs[2, 1] == pytest.approx(calibrated.clip.clip)
+    assert calibrated.prior_log_loss == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+
+
+def test_submission_predictions_and_record(fish_layout: Path, tmp_path: Path):
+    table = read_table(FISH, fish_layout, sample=None, seed=0)
+    digests = hash_images(table)
+    rows = usable_rows(table, digests, _features(digests, set()), FISH.classes, print)
+    setup = _setup(tmp_path, root=fish_layout)
+    config = run_config(setup, WEIGHTS)
+    key, folder = run_folder(setup, table, rows, digests, config)
+    assert folder.root == tmp_path / "work" / "runs" / "fisheries" / key and folder.root.is_dir()
+    run_id = new_run_id(key)
+    assert run_id.endswith(key[:8])
+    probs = np.full((3, 8), 1 / 8)
+    submission = write_submission_file(setup, table, probs, run_id)
+    assert pd.read_csv(submission).shape == (3, 9)
+    cv = _cv(np.full((16, 8), 1 / 8), probs)
+    predictions = save_predictions(folder, list(FISH.classes), rows, cv, table.test, probs)
+    assert pd.read_csv(predictions["oof"]).columns[:2].tolist() == ["path", "label"]
+    record = build_record(setup, table, rows, Outcome(
+        weights=WEIGHTS, config=config, key=key, folder=folder, run_id=run_id,
+        submission=submission, cv=cv, calibrated=calibrate(rows.labels, cv, rows.test_ok,
+                                                           n_classes=8),
+        feature_stats={"computed": 19}, head_notes={}, bbox_iou=None, predictions=predictions,
+        timings={"total": 1.0}))
+    assert record.summary()["n_train"] == 16 and record.config_hash == key
+    assert record.backbone == {"name": "demo_cnn", "preprocess": "builtin",
+                               "weights": "imagenet:abc"}
+    assert isinstance(ClipChoice, type) and record.clip_choice["clip"] == record.clip
