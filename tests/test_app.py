@@ -126,17 +126,36 @@ def test_folds_are_saved_and_read_back(tmp_path: Path):
     train = pd.DataFrame({"id": [f"i{k}" for k in range(12)]})
     labels = np.arange(12) % 2
     folder = RunFolder(tmp_path)
-    folds = choose_folds(folder, train, labels, n_folds=3, seed=0, groups_file=None)
+    folds = choose_folds(folder, train, labels, n_folds=3, seed=0, groups=None)
     assert sorted(np.bincount(folds)) == [4, 4, 4] and folder.folds_csv.is_file()
-    assert choose_folds(folder, train, labels, n_folds=3, seed=5, groups_file=None).tolist() == \
+    assert choose_folds(folder, train, labels, n_folds=3, seed=5, groups=None).tolist() == \
         folds.tolist()  # the run folder's saved folds win
-    groups = tmp_path / "g.csv"
-    pd.DataFrame({"path": [f"p{k}" for k in range(12)], "group": np.arange(12) // 2}).to_csv(
-        groups, index=False)
-    grouped = choose_folds(RunFolder(tmp_path / "g"), train.assign(path=[f"p{k}" for k in
-                                                                          range(12)]),
-                           labels, n_folds=3, seed=0, groups_file=groups)
+    grouped = choose_folds(RunFolder(tmp_path / "g"), train, labels, n_folds=3, seed=0,
+                           groups=np.arange(12) // 2)
     assert all(grouped[k] == grouped[k + 1] for k in range(0, 12, 2))
+
+
+def test_groups_come_from_the_declaration_or_a_file_and_the_fold_count_is_checked(
+        fish_layout: Path, tmp_path: Path):
+    import dataclasses
+
+    from kit.app.folds import check_folds, training_groups
+
+    table = read_table(FISH, fish_layout, sample=None, seed=0)
+    setup = _setup(tmp_path, root=fish_layout)
+    assert training_groups(setup, table) is None
+    with pytest.raises(ValueError, match="--folds 5: class 'ALB' has 2 training images, fewer "
+                                         "than the folds; use --folds 2 or fewer"):
+        check_folds(setup, table, None)
+    groups_file = tmp_path / "g.csv"
+    pd.DataFrame({"path": table.train["path"], "group": np.arange(16) // 8}).to_csv(
+        groups_file, index=False)
+    with_file = dataclasses.replace(setup, options=dataclasses.replace(
+        setup.options, groups_file=groups_file))
+    groups = training_groups(with_file, table)
+    assert groups.tolist() == ["0"] * 8 + ["1"] * 8
+    with pytest.raises(ValueError, match="--folds 5: the training images fall into 2 groups"):
+        check_folds(with_file, table, groups)
 
 
 def _cv(oof: np.ndarray, test: np.ndarray) -> CVResult:

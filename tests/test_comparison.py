@@ -24,8 +24,17 @@ def _summary(tmp_path: Path, head: str, cv: float, public=None, private=None) ->
 def test_row_takes_scores_and_leaves_out_the_one_off_pretraining(tmp_path):
     row = comparison_row("dense", _summary(tmp_path, "dense", 1.0, 0.9, 1.1))
     assert row == {"head": "dense", "cv_log_loss": 1.0, "public": 0.9, "private": 1.1,
-                   "seconds": 2.5}
+                   "seconds": 2.5, "metric": "log_loss", "cv_score": 1.0}
     assert comparison_row("dense", _summary(tmp_path, "dense", 1.0))["public"] is None
+
+
+def test_a_table_in_another_metric_adds_the_cv_in_that_metric():
+    text = format_table([{"head": "dense", "cv_log_loss": 0.5, "public": 0.81, "private": 0.8,
+                          "seconds": 3.0, "metric": "f1_micro", "cv_score": 0.83}])
+    assert text.splitlines() == [
+        "head            CV log loss  CV f1_micro    public   private   seconds",
+        "dense                0.5000       0.8300    0.8100    0.8000       3.0",
+    ]
 
 
 def test_table_is_fixed_width_with_na_for_unknown_scores():

@@ -97,7 +97,9 @@ def test_a_kernel_bakes_every_option_it_is_given(tmp_path: Path):
         default = {int: "2", float: "0.5"}.get(option.parse, "x")
         argv += [option.flag, samples.get(option.name, default)]
     args = build_parser().parse_args(argv)
-    words = recipe_words(args)
+    from kit.competition import load_competition
+
+    words = recipe_words(args, load_competition("fisheries"))
     again = build_parser().parse_args(["run", "fisheries", *words])
     for option in OPTIONS:
         assert getattr(again, option.name) == getattr(args, option.name), option.name

@@ -218,3 +218,58 @@ def test_bad_solution_files_are_named(tmp_path: Path) -> None:
     _stage_solution().iloc[:0].to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"solution\.csv has no rows"):
         read_solution(path, FISH)
+
+
+# ---------------------------------------------------------------- label submissions and metrics
+
+
+def _plants():
+    from kit.competition import Competition, SampleSubmission, SubmissionFormat, TestSplit
+
+    return Competition(
+        name="plants", slug="plant-seedlings-classification", title="Plants",
+        classes=("Black-grass", "Charlock", "Common wheat"), label_source="folder",
+        test_splits=(TestSplit(name="test", folder="test"),), metric="f1_micro",
+        submission=SubmissionFormat(id_column="file", kind="label", value_column="species",
+                                    samples=(SampleSubmission(file="sample_submission.csv",
+                                                              splits=("test",)),)))
+
+
+def test_a_label_submission_scores_micro_f1_as_sklearn():
+    from sklearn.metrics import f1_score
+
+    from kit.scoring.score import score_frame
+
+    plants = _plants()
+    truth = ["Charlock", "Black-grass", "Common wheat", "Charlock", "Charlock", "Black-grass"]
+    guess = ["Charlock", "Charlock", "Common wheat", "Black-grass", "Charlock", "Black-grass"]
+    files = [f"{i}.png" for i in range(6)]
+    solution = pd.DataFrame({"file": files, "species": truth,
+                             "Usage": ["Public"] * 3 + ["Private"] * 3})
+    submission = pd.DataFrame({"file": files[::-1], "species": guess[::-1]})  # any row order
+    result = score_frame(submission, solution, plants)
+    assert result.metric == "f1_micro"
+    assert result.public == pytest.approx(f1_score(truth[:3], guess[:3], average="micro"))
+    assert result.private == pytest.approx(f1_score(truth[3:], guess[3:], average="micro"))
+    assert result.overall == pytest.approx(f1_score(truth, guess, average="micro"))
+
+
+def test_a_label_that_is_not_a_class_is_named_with_its_id():
+    from kit.scoring.score import score_frame
+
+    solution = pd.DataFrame({"file": ["a.png", "b.png"], "species": ["Charlock", "Charlock"],
+                             "Usage": ["Public", "Private"]})
+    submission = pd.DataFrame({"file": ["a.png", "b.png"], "species": ["Charlock", "charlock"]})
+    with pytest.raises(ValueError, match=r"value 'charlock' for id 'b.png' in column 'species' "
+                                         r"is not a class \(did you mean 'Charlock'\?\)"):
+        score_frame(submission, solution, _plants())
+
+
+def test_the_prior_baseline_of_a_label_metric_predicts_the_majority_class():
+    from kit.scoring.score import prior_scores
+
+    solution = pd.DataFrame({"file": ["a.png", "b.png", "c.png"],
+                             "species": ["Charlock", "Black-grass", "Charlock"],
+                             "Usage": ["Public", "Public", "Private"]})
+    base = prior_scores(np.array([1, 1, 0]), solution, _plants())
+    assert (base.public, base.private) == (0.5, 1.0)

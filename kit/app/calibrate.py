@@ -1,8 +1,10 @@
 """Stage of a run: from out-of-fold and test predictions to the probabilities submitted.
 
-The class prior of the training labels stands in for test rows without features; the clip is
-chosen on the out-of-fold predictions (`kit.scoring.calibration.choose_clip`) and applied to the
-test predictions.
+The class prior of the training labels stands in for test rows without features. For a
+log-loss competition the clip is chosen on the out-of-fold predictions
+(`kit.scoring.calibration.choose_clip`) and applied to the test predictions; any other metric
+scores the predicted class (or the ranking, for ROC AUC), which clipping cannot improve, so the
+probabilities are left as they are (the record says clip 0.0 over the grid `[0.0]`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.cv.task import CVResult
-from kit.scoring.calibration import ClipChoice, choose_clip, clip_probs
+from kit.scoring.calibration import DEFAULT_CLIP_GRID, ClipChoice, choose_clip, clip_probs
 from kit.scoring.metrics import log_loss, prior_probs
 
 
@@ -25,12 +27,13 @@ class Calibrated:
     prior_log_loss: float
 
 
-def calibrate(labels: np.ndarray, cv: CVResult, test_ok: np.ndarray, *, n_classes: int
-              ) -> Calibrated:
-    """Clip chosen on OOF predictions; test rows without features get the class prior."""
+def calibrate(labels: np.ndarray, cv: CVResult, test_ok: np.ndarray, *, n_classes: int,
+              metric: str = "log_loss") -> Calibrated:
+    """Clip chosen on OOF predictions (log loss only); test rows without features get the
+    class prior."""
     prior = prior_probs(labels, n_classes)
     prior_oof = log_loss(labels, np.tile(prior, (len(labels), 1)))
-    clip = choose_clip(labels, cv.oof)
+    clip = choose_clip(labels, cv.oof, grid=DEFAULT_CLIP_GRID if metric == "log_loss" else (0.0,))
     test_probs = np.tile(prior, (len(test_ok), 1))
     if test_ok.any():
         test_probs[test_ok] = cv.test

@@ -5,6 +5,8 @@ scored like any other. The folds are the same for all heads: they depend only on
 the fold count and the seed. The conv features are computed once and read from the cache by
 every head that uses the same input size. The table (CV, public and private local log loss,
 seconds) is printed, returned as `comparison` and written into every compared run's record.
+Where the competition's metric is not log loss, the table adds the CV in that metric, and public
+and private are in that metric (`metric` in each row says which).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from kit.core.errors import InputError
 from kit.runs.record import RunRecord
 
-COLUMNS = ("head", "cv_log_loss", "public", "private", "seconds")
+COLUMNS = ("head", "cv_log_loss", "public", "private", "seconds", "metric", "cv_score")
 
 
 ONE_OFF = ("pretrain_demo_base",)  # timings that are no cost of a head (cached for the data)
@@ -31,9 +33,11 @@ def comparison_row(head: str, summary: dict) -> dict:
     score = summary.get("local_score") or {}
     timings = summary["timings"]
     seconds = timings["total"] - sum(timings.get(name, 0.0) for name in ONE_OFF)
+    metric = summary.get("metric", "log_loss")
     return {"head": head, "cv_log_loss": summary["cv_log_loss"],
             "public": score.get("public"), "private": score.get("private"),
-            "seconds": round(seconds, 3)}
+            "seconds": round(seconds, 3), "metric": metric,
+            "cv_score": summary.get("cv_score", summary["cv_log_loss"])}
 
 
 def format_table(rows: Sequence[dict]) -> str:
@@ -48,9 +52,14 @@ def format_table(rows: Sequence[dict]) -> str:
     def number(value: float | None, digits: int = 4) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    lines = [f"{'head':<15} {'CV log loss':>11} {'public':>9} {'private':>9} {'seconds':>9}"]
+    metric = next((r.get("metric") for r in rows if r.get("metric", "log_loss") != "log_loss"),
+                  None)
+    extra = f" {'CV ' + metric:>12}" if metric else ""
+    lines = [f"{'head':<15} {'CV log loss':>11}{extra} {'public':>9} {'private':>9} "
+             f"{'seconds':>9}"]
     for row in rows:
-        lines.append(f"{row['head']:<15} {number(row['cv_log_loss']):>11} "
+        score = f" {number(row.get('cv_score')):>12}" if metric else ""
+        lines.append(f"{row['head']:<15} {number(row['cv_log_loss']):>11}{score} "
                      f"{number(row['public']):>9} {number(row['private']):>9} "
                      f"{number(row['seconds'], 1):>9}")
     return "\n".join(lines)

@@ -139,6 +139,7 @@ class Rows:
     train: pd.DataFrame
     labels: np.ndarray
     train_digests: list[str]
+    train_ok: np.ndarray  # which rows of the image table's train are in `train`
     test_ok: np.ndarray
     test_digests: list[str]  # of the test rows with features
     unreadable: dict[str, list[dict[str, str | None]]]  # split -> [{file, reason}]
@@ -168,7 +169,7 @@ def usable_rows(table: ImageTable, digests: Digests, features: FeatureSet,
     return Rows(
         train=train, labels=np.array([list(classes).index(c) for c in train["label"]]),
         train_digests=[d for d, ok in zip(digests.train, train_ok, strict=True) if ok],
-        test_ok=test_ok,
+        train_ok=train_ok, test_ok=test_ok,
         test_digests=[d for d, ok in zip(digests.test, test_ok, strict=True) if ok],
         unreadable={"train": [{"file": f, "reason": reasons.get(f)} for f in bad_train],
                     "test": [{"file": f, "reason": reasons.get(f)} for f in bad_test]})

@@ -32,6 +32,7 @@ from kit.data.images import file_digest
 from kit.features.backbones import ResolvedWeights
 from kit.runs.layout import RunFolder
 from kit.runs.record import RunRecord
+from kit.scoring.metric import get_metric
 from kit.scoring.score import probs_to_submission
 from kit.scoring.submission import write_submission
 
@@ -57,7 +58,7 @@ def run_config(setup: RunSetup, weights: ResolvedWeights) -> dict[str, Any]:
     """The configuration a run folder is keyed by (and the record's `config`)."""
     options = setup.options
     groups = options.groups_file
-    return {
+    config = {
         "recipe": dataclasses.asdict(setup.recipe),
         "weights_identity": weights.identity,
         "input_size": list(setup.input_size),
@@ -67,6 +68,9 @@ def run_config(setup: RunSetup, weights: ResolvedWeights) -> dict[str, Any]:
         "groups_digest": file_digest(groups) if groups and groups.is_file() else None,
         "seeds": list(setup.seeds),
     }
+    if options.groups_declared:  # only when set, so configs without it keep their hash
+        config["groups_declared"] = True
+    return config
 
 
 def config_hash(competition: str, config: dict[str, Any], ids: list[str],
@@ -100,8 +104,9 @@ def write_submission_file(setup: RunSetup, table: ImageTable, test_probs: np.nda
     competition = setup.competition
     path = setup.paths.submission_dir(competition.name) / f"{run_id}.csv"
     frame = probs_to_submission(test_probs, list(table.test["id"]), competition)
+    labels = competition.classes if competition.submission.kind == "label" else None
     write_submission(frame, path, sample=table.layout.sample,
-                     id_column=competition.submission.id_column)
+                     id_column=competition.submission.id_column, classes=labels)
     return path
 
 
@@ -144,7 +149,9 @@ def _scores(setup: RunSetup, rows: Rows, outcome: Outcome) -> dict[str, Any]:
     cv, calibrated = outcome.cv, outcome.calibrated
     prior = calibrated.prior_log_loss
     pseudo = setup.recipe.pseudo_label
+    metric = get_metric(setup.competition.metric)
     return {
+        "metric": metric.name, "cv_score": metric.score(rows.labels, cv.oof),
         "cv_log_loss": cv.cv_log_loss, "prior_log_loss": prior,
         "cv_vs_prior": cv.cv_log_loss / prior if prior > 0 else None,
         "clip": calibrated.clip.clip, "clipped_cv_log_loss": calibrated.clip.log_loss,

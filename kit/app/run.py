@@ -19,7 +19,7 @@ import numpy as np
 
 from kit.app.calibrate import calibrate
 from kit.app.features import FeatureSet, Rows, decode_images, extract_features, usable_rows
-from kit.app.folds import choose_folds
+from kit.app.folds import check_folds, choose_folds, training_groups
 from kit.app.outputs import (
     Outcome,
     build_record,
@@ -108,6 +108,8 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
     with timings("read_data"):
         table = read_table(competition, options.data.root, sample=options.sample,
                            seed=setup.recipe.seed)
+        groups = training_groups(setup, table)
+        check_folds(setup, table, groups)  # before any feature work
     weights = weights_for(setup, timings, log)
     _announce(setup, table, log)
     with timings("hash"):
@@ -122,12 +124,14 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
         data = ensemble_data(setup, features, rows, extras)
     with timings("folds"):
         folds = choose_folds(folder, rows.train, rows.labels, n_folds=setup.recipe.folds,
-                             seed=setup.recipe.seed, groups_file=options.groups_file)
+                             seed=setup.recipe.seed,
+                             groups=None if groups is None else groups[rows.train_ok])
         cv, bbox_iou = _train(setup, TrainingInputs(
             setup=setup, data=data, folds=folds, folder=folder, weights=weights, rows=rows,
             table=table, log=log, executor=executor), rows, log)
     with timings("submission"):
-        calibrated = calibrate(rows.labels, cv, rows.test_ok, n_classes=competition.n_classes)
+        calibrated = calibrate(rows.labels, cv, rows.test_ok, n_classes=competition.n_classes,
+                               metric=competition.metric)
         run_id = new_run_id(key)
         submission = write_submission_file(setup, table, calibrated.test_probs, run_id)
     timings.seconds["total"] = round(time.perf_counter() - total, 3)

@@ -42,6 +42,7 @@ class RunOptions:
     paths: Paths
     sample: int | None = None
     groups_file: Path | None = None
+    groups_declared: bool = False  # groups_file is the competition's CsvGroups file
     seeds: tuple[int, ...] | None = None
 
 

@@ -59,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> dict:
     return {"kernel": cmd_kernel}
 
 
-def recipe_words(args: argparse.Namespace) -> list[str]:
+def recipe_words(args: argparse.Namespace, competition: Competition) -> list[str]:
     """The `kit run` words of every recipe option given on the command line."""
     words: list[str] = []
     values = given(vars(args))
@@ -68,9 +68,10 @@ def recipe_words(args: argparse.Namespace) -> list[str]:
             continue
         if not option.kernel:
             raise InputError(f"a kernel cannot carry {option.flag}")
-        if option.name == "folds" and values["folds"] == "group":
-            raise InputError("a kernel cannot use --folds group (it needs the groups `kit probe` "
-                             "inferred on this machine); pass a number of folds")
+        if option.name == "folds" and values["folds"] == "group" and not competition.groups:
+            raise InputError(f"a kernel cannot use --folds group for {competition.name}: it "
+                             "declares no groups, and the groups `kit probe` inferred stay on "
+                             "this machine; pass a number of folds")
         words += option.words(values[option.name])
     return words
 
@@ -109,7 +110,7 @@ def cmd_kernel(args: argparse.Namespace) -> int:
     from kit.kaggle.kernel import KernelSpec, build_kernel, recipe_weights_file
 
     competition = load_competition(args.competition)
-    words = recipe_words(args)
+    words = recipe_words(args, competition)
     weights_file = recipe_weights_file(competition, args)
     kernel_id, title = _kernel_id(args, competition)
     spec = KernelSpec(competition=competition,

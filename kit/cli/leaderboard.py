@@ -13,6 +13,7 @@ from kit.core.atomic import atomic_write_text
 from kit.core.paths import Paths
 from kit.kaggle import client as kaggle
 from kit.scoring import leaderboard as board
+from kit.scoring.metric import get_metric
 
 
 def _warn(message: str) -> None:
@@ -53,10 +54,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     db = board.database(paths.submissions)
     if args.fetch:
         _fetch(db, competition)
-    ranked = board.rank(board.entries(db, competition.name))
+    metric = get_metric(competition.metric)
+    ranked = board.rank(board.entries(db, competition.name),
+                        higher_is_better=metric.higher_is_better)
     if ranked:
-        print(f"{competition.name}: {len(ranked)} submissions, ranked by public log loss "
-              f"({db})")
+        print(f"{competition.name}: {len(ranked)} submissions, ranked by public {metric.name} "
+              f"({metric.direction} is better; {db})")
         print(board.format_table(ranked))
     else:
         print(f"no scored submissions for {competition.name} in {db} yet: `python -m kit run` "

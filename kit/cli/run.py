@@ -68,12 +68,15 @@ def recipe_of(args: argparse.Namespace, competition: Competition) -> Recipe:
 
 
 def _groups_file(args: argparse.Namespace, competition: Competition, paths: Paths,
-                 root: Path) -> Path | None:
+                 root: Path) -> tuple[Path | None, bool]:
+    """The groups file of the run and whether it is the competition's declared one."""
     if args.folds != "group":
-        return args.groups
+        return args.groups, False
     if args.groups is not None:
-        raise InputError("--folds group uses the groups kit probe inferred; with --groups CSV "
-                         "pass a number of folds instead")
+        raise InputError("--folds group uses the competition's declared groups or the groups "
+                         "kit probe inferred; with --groups CSV pass a number of folds instead")
+    if competition.groups is not None:
+        return root / competition.groups.file, True
     groups = paths.groups_file(competition.name, root)
     if not groups.is_file():
         raise InputError(
@@ -81,7 +84,7 @@ def _groups_file(args: argparse.Namespace, competition: Competition, paths: Path
             f"`python -m kit probe {args.competition}` on the same data first, or pass "
             "--groups CSV with path,group columns"
         )
-    return groups
+    return groups, False
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -91,11 +94,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     recipe = recipe_of(args, competition)  # validated here, before any data work
     root = data_root(args, competition)
+    groups_file, declared = _groups_file(args, competition, paths, root)
     options = RunOptions(competition=competition,
                          data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
                          recipe=recipe, paths=paths, sample=args.sample,
-                         groups_file=_groups_file(args, competition, paths, root),
-                         seeds=args.seeds)
+                         groups_file=groups_file, groups_declared=declared, seeds=args.seeds)
     solution = solution_for(args, root)
     if not args.heads:
         write_json(args.json, run_one(options, solution, competition, paths))
@@ -152,7 +155,10 @@ def _baseline(train_labels, solution: Path, competition: Competition) -> dict:
 
 
 def print_run(summary: dict) -> None:
-    print(f"run {summary['run_id']}: CV log loss {summary['cv_log_loss']:.4f} "
+    metric = summary.get("metric", "log_loss")
+    other = ("" if metric == "log_loss"
+             else f"CV {metric} {summary['cv_score']:.4f}; ")
+    print(f"run {summary['run_id']}: {other}CV log loss {summary['cv_log_loss']:.4f} "
           f"(class prior {summary['prior_log_loss']:.4f}, ratio {summary['cv_vs_prior']:.2f}); "
           f"clip {summary['clip']}")
     print(f"submission: {summary['submission']} ({summary['n_test']} rows)")
@@ -161,8 +167,9 @@ def print_run(summary: dict) -> None:
     score = summary.get("local_score")
     if score:
         base = score["baseline"]
-        print(f"local score: public {fmt(score['public'])} (prior {fmt(base['public'])}), "
-              f"private {fmt(score['private'])} (prior {fmt(base['private'])})")
+        print(f"local score ({score.get('metric', 'log_loss')}): public {fmt(score['public'])} "
+              f"(prior {fmt(base['public'])}), private {fmt(score['private'])} "
+              f"(prior {fmt(base['private'])})")
     if summary.get("report"):
         print(f"report: {summary['report']}")
     print(f"time: {summary['timings']['total']:.1f} s")

@@ -1,6 +1,8 @@
 """Competition declarations: what a `competitions/<name>/competition.py` is written with, the
 recipe and its options, and the loader."""
 
+from kit.competition.declaration import LABEL_METRICS as LABEL_METRICS
+from kit.competition.declaration import METRICS as METRICS
 from kit.competition.declaration import Competition as Competition
 from kit.competition.declaration import SampleSubmission as SampleSubmission
 from kit.competition.declaration import SubmissionFormat as SubmissionFormat
@@ -12,3 +14,5 @@ from kit.competition.loader import load_competition as load_competition
 from kit.competition.options import AUGMENTATIONS as AUGMENTATIONS
 from kit.competition.options import MODES as MODES
 from kit.competition.recipe import Recipe as Recipe
+from kit.competition.sources import CsvGroups as CsvGroups
+from kit.competition.sources import CsvLabels as CsvLabels

@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from kit.competition.recipe import Recipe
+from kit.competition.sources import LABEL_SOURCES, CsvGroups, CsvLabels
 from kit.core.errors import DeclarationError, InputError, UnknownNameError
 
-LABEL_SOURCES = ("folder", "filename_prefix")
-SUBMISSION_KINDS = ("per_class", "positive_class")
+SUBMISSION_KINDS = ("per_class", "positive_class", "label")
+METRICS = ("log_loss", "accuracy", "f1_micro", "f1_macro", "roc_auc")
+"""Metric names a competition may declare (their functions: `kit.scoring.metric`)."""
+LABEL_METRICS = ("accuracy", "f1_micro", "f1_macro")
+"""The metrics that score a predicted class, not probabilities."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +57,7 @@ class SubmissionFormat:
 
     `per_class`: `id_column` then one probability column per class, named after the class.
     `positive_class`: `id_column` then `value_column` holding P(`positive_class`).
+    `label`: `id_column` then `value_column` holding the predicted class name (`file,species`).
     """
 
     id_column: str
@@ -72,6 +77,9 @@ class SubmissionFormat:
                 "a positive_class submission needs value_column and positive_class; received "
                 f"value_column={self.value_column!r}, positive_class={self.positive_class!r}"
             )
+        if self.kind == "label" and not self.value_column:
+            raise InputError("a label submission needs value_column, the column of the "
+                             "predicted class name (e.g. value_column='species')")
         if not self.samples:
             raise InputError("submission samples must name at least one sample submission file")
 
@@ -85,7 +93,12 @@ class Competition:
         slug: Kaggle competition slug (`the-nature-conservancy-fisheries-monitoring`).
         title: human title.
         classes: class names in submission column order.
-        label_source: `folder` (`train/<CLASS>/*.jpg`) or `filename_prefix` (`train/cat.1.jpg`).
+        label_source: `folder` (`train/<CLASS>/*.jpg`), `filename_prefix` (`train/cat.1.jpg`)
+            or a `CsvLabels` (`labels.csv` with `id,breed`).
+        groups: where each training image's group comes from (a `CsvGroups`: the person, boat
+            or camera it shows), or None; `run --folds group` keeps each group in one fold.
+        metric: the competition's metric (`METRICS`): `log_loss` (the default), `accuracy`,
+            `f1_micro`, `f1_macro` or `roc_auc` (two classes).
         train_folder: folder of training images relative to the data root.
         test_splits: test folders and their submission id rules.
         submission: submission format and sample submission files.
@@ -104,9 +117,11 @@ class Competition:
     slug: str
     title: str
     classes: tuple[str, ...]
-    label_source: str
+    label_source: str | CsvLabels
     test_splits: tuple[TestSplit, ...]
     submission: SubmissionFormat
+    groups: CsvGroups | None = None
+    metric: str = "log_loss"
     recipe: Recipe = field(default_factory=Recipe)
     demo_recipe: Recipe | None = None
     demo: str | None = None
@@ -121,11 +136,16 @@ class Competition:
             raise InputError(
                 f"classes must hold at least two distinct names; received classes={self.classes!r}"
             )
-        if self.label_source not in LABEL_SOURCES:
+        source = self.label_source
+        if not isinstance(source, CsvLabels) and source not in LABEL_SOURCES:
             raise InputError(
-                f"label_source must be one of {', '.join(LABEL_SOURCES)}; "
+                f"label_source must be one of {', '.join(LABEL_SOURCES)} or a CsvLabels(...); "
                 f"received label_source={self.label_source!r}"
             )
+        if self.groups is not None and not isinstance(self.groups, CsvGroups):
+            raise DeclarationError(f"groups must be a CsvGroups(...) or None; received "
+                                   f"groups={self.groups!r}")
+        self._check_metric()
         names = [split.name for split in self.test_splits]
         if not names or len(set(names)) != len(names):
             raise InputError(f"test_splits must have distinct names; received {names!r}")
@@ -148,6 +168,20 @@ class Competition:
             raise InputError(
                 f"positive_class={sub.positive_class!r} is not one of classes={self.classes!r}"
             )
+
+    def _check_metric(self) -> None:
+        if self.metric not in METRICS:
+            raise InputError(f"metric must be one of {', '.join(METRICS)}; received "
+                             f"metric={self.metric!r}")
+        if self.metric == "roc_auc" and self.n_classes != 2:
+            raise InputError(f"metric roc_auc scores two classes; {self.name} declares "
+                             f"{self.n_classes}: {self.classes!r}")
+        labels = self.submission.kind == "label"
+        if labels and self.metric not in LABEL_METRICS:
+            raise InputError(
+                f"a label submission (the class name per row) cannot be scored with metric "
+                f"{self.metric}, which needs probabilities; choose kind per_class or "
+                f"positive_class, or a metric among {', '.join(LABEL_METRICS)}")
 
     @property
     def n_classes(self) -> int:

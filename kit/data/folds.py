@@ -29,7 +29,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from kit.core.atomic import atomic_write_text
 from kit.core.errors import DeclarationError, InputError, MissingFileError
 
-__all__ = ["FOLD_COLUMNS", "assign_folds", "load_folds", "save_folds"]
+__all__ = ["FOLD_COLUMNS", "assign_folds", "check_fold_count", "load_folds", "save_folds"]
 
 FOLD_COLUMNS: tuple[str, ...] = ("id", "fold")
 """Required columns of a folds CSV; an optional ``group`` column may follow."""
@@ -181,6 +181,36 @@ def _check_folds(folds: np.ndarray, g: np.ndarray | None, *, n_splits: int, seed
                 f"group {_plain(straddling.index[0])!r} was split across folds; refusing to return "
                 "leaky folds. This is a bug in the splitter."
             )
+
+
+def check_fold_count(labels: Sequence, n_folds: int, *, groups: Sequence | None = None,
+                     option: str = "--folds") -> None:
+    """Whether `n_folds` folds can be drawn, said in the user's terms before any work.
+
+    Without groups every class needs `n_folds` images; with groups there must be `n_folds`
+    groups.
+
+    Raises:
+        InputError: Naming `option`, the class or the group count, and the fix.
+    """
+    y = np.asarray(labels)
+    if groups is not None:
+        n_groups = len(pd.unique(np.asarray(groups)))
+        if n_groups < n_folds:
+            raise InputError(f"{option} {n_folds}: the training images fall into {n_groups} "
+                             f"groups, and group folds need one group per fold at least; use "
+                             f"{option} {n_groups} or fewer")
+        return
+    classes, counts = np.unique(y, return_counts=True)
+    if not len(counts):
+        raise InputError("no training images to fold")
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < n_folds:
+        fix = (f"use {option} {counts[smallest]} or fewer, or merge rare classes"
+               if counts[smallest] >= 2 else "a class with one image cannot be stratified: "
+               "merge or drop it")
+        raise InputError(f"{option} {n_folds}: class {_plain(classes[smallest])!r} has "
+                         f"{counts[smallest]} training images, fewer than the folds; {fix}")
 
 
 def save_folds(

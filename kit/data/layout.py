@@ -17,6 +17,7 @@ import pandas as pd
 from kit.competition import Competition, SampleSubmission
 from kit.core.errors import InputError
 from kit.data.images import UnreadableImageError, image_size
+from kit.data.labels import images_in, labelled_images
 
 TRAIN = "train"
 COLUMNS = ("path", "file", "split", "label", "id", "width", "height")
@@ -41,44 +42,8 @@ class Layout:
         return self.table[self.table["split"] != TRAIN]
 
 
-def _images_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
-    )
-
-
 def _train_rows(competition: Competition, root: Path) -> list[dict]:
-    folder = root / competition.train_folder
-    if not folder.is_dir():
-        raise InputError(
-            f"no {competition.train_folder}/ folder in {root}: expected the Kaggle layout of "
-            f"{competition.name} there"
-        )
-    rows = []
-    if competition.label_source == "folder":
-        unknown = sorted(
-            p.name for p in folder.iterdir() if p.is_dir() and p.name not in competition.classes
-        )
-        if unknown:
-            raise InputError(
-                f"{folder} holds folders that are not classes of {competition.name}: {unknown}; "
-                f"expected one folder per class: {', '.join(competition.classes)}"
-            )
-        for label in competition.classes:
-            if (folder / label).is_dir():
-                for path in _images_in(folder / label, competition.image_suffixes):
-                    rows.append({"path": path, "label": label})
-    else:
-        for path in _images_in(folder, competition.image_suffixes):
-            prefix = path.name.split(".", 1)[0]
-            if prefix not in competition.classes:
-                raise InputError(
-                    f"cannot read the label of {path}: its name must start with one of "
-                    f"{', '.join(f'{c}.' for c in competition.classes)} (e.g. cat.1.jpg)"
-                )
-            rows.append({"path": path, "label": prefix})
-    if not rows:
-        raise InputError(f"no training images found under {folder}")
+    rows = labelled_images(competition, root)
     for row in rows:
         row.update(split=TRAIN, id=row["path"].relative_to(root).as_posix())
     return rows
@@ -89,7 +54,7 @@ def _test_rows(competition: Competition, root: Path, splits: tuple[str, ...]) ->
     for name in splits:
         split = competition.split(name)
         folder = root / split.folder
-        for path in _images_in(folder, competition.image_suffixes):
+        for path in images_in(folder, competition.image_suffixes):
             rows.append(
                 {"path": path, "label": None, "split": name, "id": split.submission_id(path.name)}
             )

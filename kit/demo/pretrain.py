@@ -59,11 +59,13 @@ def weights_path(competition: Competition, paths: Paths, config: PretrainConfig)
 def ensure_demo_weights(competition: Competition, paths: Paths, *, preset: str = "full",
                         log=print) -> Path:
     """Path of the demo base's weights, pretraining them first if they are not cached."""
-    if preset not in PRETRAIN:
+    # A generator may set its own corpus size and epochs (`PRETRAIN` in its module).
+    presets = getattr(demo_module(competition), "PRETRAIN", PRETRAIN)
+    if preset not in presets:
         raise InputError(
-            f"preset must be one of {', '.join(PRETRAIN)}; received preset={preset!r}"
+            f"preset must be one of {', '.join(presets)}; received preset={preset!r}"
         )
-    config = PRETRAIN[preset]
+    config = presets[preset]
     path = weights_path(competition, paths, config)
     if path.is_file():
         return path

@@ -205,19 +205,27 @@ def _true_groups(root: Path, paths: list[str]) -> np.ndarray | None:
 
 def _holdout(root: Path, competition: Competition, train: pd.DataFrame, test: pd.DataFrame,
              probs: np.ndarray) -> dict | None:
-    """Public/private log loss of `probs` for `test` (and of the prior) against solution.csv."""
+    """Public/private log loss of `probs` for `test` (and of the prior) against solution.csv.
+
+    Log loss whatever the competition's metric: the probes compare probabilities."""
     solution_file = root / "solution.csv"
     if not solution_file.is_file():
         return None
-    from kit.scoring.score import prior_scores, probs_to_submission, read_solution, score_frame
+    from kit.scoring.metrics import log_loss
+    from kit.scoring.score import read_solution, truth_indices
 
     solution = read_solution(solution_file, competition)
-    frame = probs_to_submission(probs, list(test["id"]), competition)
-    scores = score_frame(frame, solution, competition, source="probe model")
-    prior = prior_scores(_labels(competition, train), solution, competition)
-    return {"public": scores.public, "private": scores.private,
-            "prior_public": prior.public, "prior_private": prior.private,
-            "solution": str(solution_file)}
+    row_of = {str(i): k for k, i in enumerate(test["id"])}
+    order = np.array([row_of[str(i)] for i in solution[competition.submission.id_column]])
+    y, p = truth_indices(solution, competition), probs[order]
+    prior = np.bincount(_labels(competition, train), minlength=competition.n_classes) / len(train)
+    out: dict = {"solution": str(solution_file)}
+    for usage in ("Public", "Private"):
+        mask = (solution["Usage"].astype(str) == usage).to_numpy()
+        out[usage.lower()] = log_loss(y[mask], p[mask]) if mask.any() else None
+        out[f"prior_{usage.lower()}"] = (log_loss(y[mask], np.tile(prior, (mask.sum(), 1)))
+                                         if mask.any() else None)
+    return out
 
 
 def _run_groups(request: ProbeRequest, layout: Layout, good: pd.DataFrame,

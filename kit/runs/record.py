@@ -27,7 +27,7 @@ REQUIRED = ("competition", "run_id", "run_dir", "config", "predictions")
 SUMMARY_KEYS = ("competition", "run_id", "submission", "cv_log_loss", "prior_log_loss",
                 "cv_vs_prior", "clip", "clipped_cv_log_loss", "n_train", "n_test",
                 "fold_scores", "timings", "head", "mode")
-OPTIONAL_SUMMARY_KEYS = ("bbox_iou", "pseudo_label")
+OPTIONAL_SUMMARY_KEYS = ("metric", "cv_score", "bbox_iou", "pseudo_label")
 DETAIL_KEYS = ("created", "data", "config", "config_hash", "run_dir", "backbone", "clip_choice",
                "head_inputs", "features", "unreadable", "versions", "predictions")
 OPTIONAL_DETAIL_KEYS = ("comparison",)
@@ -55,6 +55,8 @@ class RunRecord:
     timings: Mapping[str, float] = field(default_factory=dict)
     head: str | None = None
     mode: str | None = None
+    metric: str | None = None  # the competition's metric (records before it: log loss)
+    cv_score: float | None = None  # the out-of-fold predictions' score in that metric
     bbox_iou: float | None = None
     pseudo_label: Mapping[str, Any] | None = None
     created: str = ""
@@ -147,6 +149,16 @@ class RunRecord:
         return dataclasses.replace(self, comparison=tuple(rows))
 
     # ------------------------------------------------------------ what readers ask
+    @property
+    def metric_name(self) -> str:
+        """The metric of the run's scores (log loss for records written before metrics)."""
+        return self.metric or "log_loss"
+
+    @property
+    def cv(self) -> float | None:
+        """The out-of-fold score in the run's metric."""
+        return self.cv_score if self.cv_score is not None else self.cv_log_loss
+
     @property
     def recipe(self) -> Mapping[str, Any]:
         return self.config.get("recipe") or {}

@@ -49,8 +49,10 @@ __all__ = [
 
 DB_NAME = "leaderboard.sqlite"
 _COLUMNS = ("competition", "run_id", "submission", "date", "recipe", "cv_log_loss",
-            "local_public", "local_private", "kaggle_public", "kaggle_private", "kaggle_ref",
-            "kaggle_status", "kaggle_message")
+            "local_public", "local_private", "cv_score", "kaggle_public", "kaggle_private",
+            "kaggle_ref", "kaggle_status", "kaggle_message")
+_LOCAL = _COLUMNS[:9]  # what `record` writes; Kaggle's fields are set by `set_kaggle`
+_ADDED = {"cv_score": "REAL"}  # columns added after the first version: added to old files
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     competition TEXT NOT NULL,
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS entries (
     cv_log_loss REAL,
     local_public REAL,
     local_private REAL,
+    cv_score REAL,
     kaggle_public REAL,
     kaggle_private REAL,
     kaggle_ref INTEGER,
@@ -93,7 +96,8 @@ class Entry:
         date: when the run was made (ISO 8601), or when it was first recorded.
         recipe: a one-line summary of the recipe (backbone, weights, size, head, folds, TTA).
         cv_log_loss: out-of-fold log loss of the run, if known.
-        local_public, local_private: log loss against a local solution file.
+        local_public, local_private: the competition's metric against a local solution file.
+        cv_score: out-of-fold score of the run in the competition's metric, if known.
         kaggle_public, kaggle_private: Kaggle's scores once fetched.
         kaggle_ref: Kaggle's reference of the submission.
         kaggle_status: `pending`, `complete` or `error` once submitted.
@@ -108,6 +112,7 @@ class Entry:
     cv_log_loss: float | None = None
     local_public: float | None = None
     local_private: float | None = None
+    cv_score: float | None = None
     kaggle_public: float | None = None
     kaggle_private: float | None = None
     kaggle_ref: int | None = None
@@ -123,6 +128,11 @@ class Entry:
     def private(self) -> float | None:
         """Kaggle's private score where fetched, else the local one."""
         return self.kaggle_private if self.kaggle_private is not None else self.local_private
+
+    @property
+    def cv(self) -> float | None:
+        """The out-of-fold score in the competition's metric (log loss where it is unknown)."""
+        return self.cv_score if self.cv_score is not None else self.cv_log_loss
 
     @property
     def score_source(self) -> str | None:
@@ -178,6 +188,7 @@ def _connect(db: Path) -> Iterator[sqlite3.Connection]:
         # closing() closes the file; `with connection` makes one transaction (rolled back on error)
         with contextlib.closing(sqlite3.connect(db, timeout=30)) as connection, connection:
             connection.execute(_SCHEMA)
+            _add_columns(connection)
             yield connection
     except sqlite3.Error as error:
         raise LeaderboardError(
@@ -185,9 +196,17 @@ def _connect(db: Path) -> Iterator[sqlite3.Connection]:
         ) from error
 
 
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """Columns a leaderboard written by an earlier version lacks."""
+    have = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
+    for name, kind in _ADDED.items():
+        if name not in have:
+            connection.execute(f"ALTER TABLE entries ADD COLUMN {name} {kind}")
+
+
 def upsert(db: Path, entry: Entry) -> None:
     """Adds the entry, or updates its local fields (Kaggle's fields are kept)."""
-    local = _COLUMNS[:8]
+    local = _LOCAL
     placeholders = ", ".join("?" for _ in local)
     updates = ", ".join(f"{c} = excluded.{c}" for c in local[2:])
     with _connect(db) as connection:
@@ -235,7 +254,7 @@ def set_kaggle(db: Path, competition: str, run_id: str, scores: KaggleScores) ->
         )
         if cursor.rowcount == 0:
             raise UnknownNameError(f"no leaderboard entry for run {run_id!r} of {competition}; "
-                           "record the submission first")
+                                   "record the submission first")
 
 
 def entries(db: Path, competition: str) -> list[Entry]:
@@ -303,6 +322,7 @@ def record(submission: Path, score: Scored | None, *, competition: Competition,
         date=date or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         recipe=recipe_summary(run),
         cv_log_loss=_float(run.cv_log_loss) if run is not None else None,
+        cv_score=_float(run.cv) if run is not None else None,
         local_public=None if score is None else score.public,
         local_private=None if score is None else score.private,
     )
@@ -320,17 +340,22 @@ def record(submission: Path, score: Scored | None, *, competition: Competition,
 # ---------------------------------------------------------------- ranking
 
 
-def _ranks(items: list[Entry], key) -> dict[str, int]:
+def _ranks(items: list[Entry], key, sign: float) -> dict[str, int]:
     scored = [e for e in items if key(e) is not None]
-    scored.sort(key=lambda e: (key(e), e.date, e.run_id))  # ties: the earlier entry first
+    scored.sort(key=lambda e: (sign * key(e), e.date, e.run_id))  # ties: the earlier first
     return {e.run_id: i + 1 for i, e in enumerate(scored)}
 
 
-def rank(items: list[Entry]) -> list[RankedEntry]:
-    """Entries ranked by public score (entries without one last, by CV), with their ranks."""
-    public = _ranks(items, lambda e: e.public)
-    private = _ranks(items, lambda e: e.private)
-    cv = _ranks(items, lambda e: e.cv_log_loss)
+def rank(items: list[Entry], *, higher_is_better: bool = False) -> list[RankedEntry]:
+    """Entries ranked by public score (entries without one last, by CV), with their ranks.
+
+    `higher_is_better`: the competition's metric is a score to maximise (F1, accuracy, AUC)
+    rather than a loss.
+    """
+    sign = -1.0 if higher_is_better else 1.0
+    public = _ranks(items, lambda e: e.public, sign)
+    private = _ranks(items, lambda e: e.private, sign)
+    cv = _ranks(items, lambda e: e.cv, sign)
     ranked = [RankedEntry(entry=e, public_rank=public.get(e.run_id),
                           private_rank=private.get(e.run_id), cv_rank=cv.get(e.run_id))
               for e in items]
@@ -351,7 +376,7 @@ def format_table(ranked: list[RankedEntry]) -> str:
         e = r.entry
         shake = r.shake_up
         rows.append((
-            _fmt(r.public_rank, "d"), e.run_id, e.date[:16].replace("T", " "), _fmt(e.cv_log_loss),
+            _fmt(r.public_rank, "d"), e.run_id, e.date[:16].replace("T", " "), _fmt(e.cv),
             _fmt(e.public), _fmt(e.private), _fmt(r.private_rank, "d"),
             "-" if shake is None else f"{shake:+d}",
             e.score_source or ("pending" if e.kaggle_status == "pending" else "-"), e.recipe,

@@ -1,16 +1,17 @@
 """Score a submission against a solution file laid out like Kaggle's.
 
-The solution holds the submission's id and value columns with the truth (one-hot per class, or
-0/1 for a positive-class column) plus a `Usage` column (`Public` / `Private`). Rows are matched by
-id in any order, columns by name; each subset is scored with Kaggle's log loss
-(`kit.scoring.metrics.log_loss`: rows rescaled to sum 1, clipped, float64).
+The solution holds the submission's id and value columns with the truth (one-hot per class, 0/1
+for a positive-class column, or the class name for a label submission) plus a `Usage` column
+(`Public` / `Private`). Rows are matched by id in any order, columns by name; each subset is
+scored with the competition's metric (`kit.scoring.metric`; log loss by default: rows rescaled
+to sum 1, clipped, float64).
 
 A bad submission raises :class:`SubmissionError` naming the file and the id, column or row: an
 empty file or one with only a header, a missing or extra id (with a hint when the ids belong to
 another stage, e.g. fisheries' `test_stg2/...` rows scored against a stage-1 solution), a
 duplicate id, a missing or unknown column, NaN, a non-numeric or negative value, a row that sums
-to 0 (it cannot be rescaled), and for a single-probability submission (dogs-vs-cats) a value
-above 1.
+to 0 (it cannot be rescaled), for a single-probability submission (dogs-vs-cats) a value
+above 1, and for a label submission a value that is not a class.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import pandas as pd
 
 from kit.competition import Competition
 from kit.core.errors import InputError
-from kit.scoring.metrics import log_loss, prior_probs
+from kit.scoring.metric import get_metric
+from kit.scoring.metrics import prior_probs
 from kit.scoring.submission import (
     SubmissionError,
     check_ids,
     read_submission,
+    validate_labels,
     validate_submission,
 )
 
@@ -38,7 +41,7 @@ USAGES = ("Public", "Private")
 
 @dataclass(frozen=True, kw_only=True)
 class ScoreResult:
-    """Local leaderboard figures: log loss on the public and private rows (None where empty)."""
+    """Local leaderboard figures: the metric on the public and private rows (None where empty)."""
 
     public: float | None
     private: float | None
@@ -46,6 +49,7 @@ class ScoreResult:
     n_rows: int
     n_public: int
     n_private: int
+    metric: str = "log_loss"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +85,9 @@ def _check_solution_rows(solution: pd.DataFrame, competition: Competition, path:
     if duplicated:
         raise InputError(f"solution file {path} has duplicate ids: {duplicated[:5]}")
     columns = list(competition.submission_columns())
+    if competition.submission.kind == "label":
+        _check_label_truth(solution, competition, path)
+        return
     try:
         truth = solution[columns].to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -98,6 +105,17 @@ def _check_solution_rows(solution: pd.DataFrame, competition: Competition, path:
             f"solution file {path}: the truth for id {ids.iloc[row]!r} is not one class: "
             f"expected {what}; found {truth[row].tolist()}"
         )
+
+
+def _check_label_truth(solution: pd.DataFrame, competition: Competition, path: Path) -> None:
+    column = competition.submission.value_column
+    bad = ~solution[column].astype(str).isin(competition.classes)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"solution file {path}: the truth for id "
+            f"{str(solution[competition.submission.id_column].iloc[row])!r} is "
+            f"{solution[column].iloc[row]!r}, not a class of {competition.name}")
 
 
 def _prefix(template: str) -> str:
@@ -137,6 +155,9 @@ def stage_hint(competition: Competition) -> Callable[[list[str], list[str]], str
 
 def truth_indices(solution: pd.DataFrame, competition: Competition) -> np.ndarray:
     """Class index per solution row."""
+    if competition.submission.kind == "label":
+        index = {c: i for i, c in enumerate(competition.classes)}
+        return np.array([index[str(v)] for v in solution[competition.submission.value_column]])
     if competition.submission.kind == "per_class":
         onehot = solution[list(competition.classes)].to_numpy(dtype=np.float64)
         return onehot.argmax(axis=1)
@@ -147,7 +168,12 @@ def truth_indices(solution: pd.DataFrame, competition: Competition) -> np.ndarra
 
 
 def submission_probs(frame: pd.DataFrame, competition: Competition) -> np.ndarray:
-    """Submission values as an (n, n_classes) probability matrix in class order."""
+    """Submission values as an (n, n_classes) probability matrix in class order (a label
+    submission: the one-hot matrix of its classes)."""
+    if competition.submission.kind == "label":
+        index = {c: i for i, c in enumerate(competition.classes)}
+        labels = [index[str(v)] for v in frame[competition.submission.value_column]]
+        return np.eye(competition.n_classes)[labels]
     if competition.submission.kind == "per_class":
         return frame[list(competition.classes)].to_numpy(dtype=np.float64)
     p = frame[competition.submission.value_column].to_numpy(dtype=np.float64)
@@ -159,10 +185,13 @@ def submission_probs(frame: pd.DataFrame, competition: Competition) -> np.ndarra
 
 
 def probs_to_submission(probs: np.ndarray, ids: list[str], competition: Competition) -> pd.DataFrame:
-    """An (n, n_classes) probability matrix as a submission frame (ids first)."""
+    """An (n, n_classes) probability matrix as a submission frame (ids first); a label
+    submission gets each row's most probable class."""
     sub = competition.submission
     frame = pd.DataFrame({sub.id_column: pd.array(ids, dtype=object)})
-    if sub.kind == "per_class":
+    if sub.kind == "label":
+        frame[sub.value_column] = [competition.classes[i] for i in probs.argmax(axis=1)]
+    elif sub.kind == "per_class":
         for i, name in enumerate(competition.classes):
             frame[name] = probs[:, i]
     else:
@@ -182,6 +211,11 @@ def validate_for_scoring(submission: pd.DataFrame, solution: pd.DataFrame,
     if isinstance(submission, pd.DataFrame) and id_column in submission.columns:
         check_ids(submission, reference, id_column=id_column, source=source,
                   reference_name="the solution", hint=stage_hint(competition))
+    if competition.submission.kind == "label":
+        validate_labels(submission, reference, id_column=id_column,
+                        classes=competition.classes, source=source,
+                        reference_name="the solution")
+        return
     per_class = competition.submission.kind == "per_class"
     validate_submission(submission, reference, id_column=id_column, source=source,
                         upper=None if per_class else 1.0, reference_name="the solution")
@@ -210,14 +244,15 @@ def score_frame(submission: pd.DataFrame, solution: pd.DataFrame, competition: C
     probs = submission_probs(submission, competition)[order]
     y = truth_indices(solution, competition)
     usage = solution[USAGE].astype(str).to_numpy()
+    metric = get_metric(competition.metric)
     scores = {}
     for name in USAGES:
         mask = usage == name
-        scores[name] = log_loss(y[mask], probs[mask]) if mask.any() else None
+        scores[name] = metric.score(y[mask], probs[mask]) if mask.any() else None
     return ScoreResult(public=scores["Public"], private=scores["Private"],
-                       overall=log_loss(y, probs), n_rows=len(solution),
+                       overall=metric.score(y, probs), n_rows=len(solution),
                        n_public=int((usage == "Public").sum()),
-                       n_private=int((usage == "Private").sum()))
+                       n_private=int((usage == "Private").sum()), metric=metric.name)
 
 
 def score_file(submission_path: Path, solution_path: Path, competition: Competition) -> ScoreResult:

@@ -13,8 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "SubmissionError",
     "check_ids",
     "read_submission",
+    "validate_labels",
     "validate_submission",
     "write_submission",
 ]
@@ -176,11 +178,46 @@ def validate_submission(
         TypeError: If ``df`` or ``sample`` is not a DataFrame.
         ValueError: If ``id_column`` is not a column of ``sample``.
     """
-    df = _check_frame("df", df)
-    sample = _check_frame("sample", sample)
     if upper is not None and (isinstance(upper, bool) or not isinstance(upper, numbers.Real)
                               or not upper > 0):
         raise InputError(f"upper must be a positive number or None; received upper={upper!r}.")
+    id_strings = _check_columns_and_ids(df, sample, id_column=id_column, source=source,
+                                        reference_name=reference_name)
+    value_columns = [c for c in sample.columns if c != id_column]
+    _check_values(df[value_columns], id_strings, source, upper)
+
+
+def validate_labels(df: pd.DataFrame, sample: pd.DataFrame, *, id_column: str,
+                    classes: Sequence[str], source: str = "submission",
+                    reference_name: str = "the sample") -> None:
+    """Checks a label submission (the predicted class name per row) against ``sample``.
+
+    The same column and id checks as :func:`validate_submission`; then every value must be one
+    of ``classes``.
+
+    Raises:
+        SubmissionError: Naming the id, the column and the value that is not a class.
+    """
+    id_strings = _check_columns_and_ids(df, sample, id_column=id_column, source=source,
+                                        reference_name=reference_name)
+    known = set(classes)
+    for column in (c for c in sample.columns if c != id_column):
+        for row, value in enumerate(df[column].tolist()):
+            if str(value) not in known or (isinstance(value, float) and np.isnan(value)):
+                close = difflib.get_close_matches(str(value), list(classes), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SubmissionError(
+                    f"{source}: value {value!r} for id {id_strings[row]!r} in column "
+                    f"{column!r} is not a class{hint}; expected one of {_listed(list(classes))}."
+                )
+
+
+def _check_columns_and_ids(df: pd.DataFrame, sample: pd.DataFrame, *, id_column: str,
+                           source: str, reference_name: str) -> pd.Series:
+    """Frames, the id column, the sample's columns by name, the row count and the ids; returns
+    the submission's ids as strings."""
+    df = _check_frame("df", df)
+    sample = _check_frame("sample", sample)
     if id_column not in sample.columns:
         raise InputError(
             f"id_column={id_column!r} is not a column of the sample submission; its columns are "
@@ -202,8 +239,7 @@ def validate_submission(
             f"{source}: ids do not match {reference_name}; missing ids: {_listed(absent)}; "
             f"extra ids: {_listed(extra)}."
         )
-    value_columns = [c for c in sample.columns if c != id_column]
-    _check_values(df[value_columns], id_strings, source, upper)
+    return id_strings
 
 
 def _check_columns(df: pd.DataFrame, sample: pd.DataFrame, id_column: str, source: str,
@@ -294,6 +330,7 @@ def write_submission(
     *,
     sample: pd.DataFrame,
     id_column: str,
+    classes: Sequence[str] | None = None,
 ) -> Path:
     """Validates ``df``, puts it in the sample's column and row order, and writes it atomically.
 
@@ -305,6 +342,8 @@ def write_submission(
         path: Destination CSV.
         sample: Kaggle's sample submission.
         id_column: Name of the id column.
+        classes: For a label submission (class names in the value column), the classes; None
+            for probabilities.
 
     Returns:
         ``path`` as a ``Path``.
@@ -313,9 +352,12 @@ def write_submission(
         SubmissionError: If :func:`validate_submission` fails (the message starts with ``path``).
     """
     path = Path(path)
-    validate_submission(df, sample, id_column=id_column, source=str(path))
+    if classes is None:
+        validate_submission(df, sample, id_column=id_column, source=str(path))
+    else:
+        validate_labels(df, sample, id_column=id_column, classes=classes, source=str(path))
     value_columns = [c for c in sample.columns if c != id_column]
-    by_id = df[value_columns].astype(np.float64)
+    by_id = df[value_columns] if classes is not None else df[value_columns].astype(np.float64)
     by_id.index = pd.Index(_id_strings(df[id_column]), dtype=object)
     ordered = by_id.loc[_id_strings(sample[id_column])].reset_index(drop=True)
     out = pd.DataFrame({id_column: sample[id_column].reset_index(drop=True)})
