@@ -21,7 +21,7 @@ from kit.app.outputs import (
     run_config,
     run_folder,
     save_predictions,
-    write_submission_file,
+    submission_writer,
 )
 from kit.app.setup import DataSource, RunOptions, resolve_setup
 from kit.app.table import Digests, hash_images, read_table
@@ -184,9 +184,9 @@ def test_submission_predictions_and_record(fish_layout: Path, tmp_path: Path):
     key, folder = run_folder(setup, table, rows, digests, config)
     assert folder.root == tmp_path / "work" / "runs" / "fisheries" / key and folder.root.is_dir()
     run_id = new_run_id(key)
-    assert run_id.endswith(key[:8])
+    assert run_id[16:24] == key[:8] and run_id != new_run_id(key)  # unique, even in one second
     probs = np.full((3, 8), 1 / 8)
-    submission = write_submission_file(setup, table, probs, run_id)
+    submission = submission_writer(setup, table, probs)(tmp_path / "s.csv")
     assert pd.read_csv(submission).shape == (3, 9)
     cv = _cv(np.full((16, 8), 1 / 8), probs)
     predictions = save_predictions(folder, list(FISH.classes), rows, cv, table.test, probs)
@@ -201,3 +201,30 @@ def test_submission_predictions_and_record(fish_layout: Path, tmp_path: Path):
     assert record.backbone == {"name": "demo_cnn", "preprocess": "builtin",
                                "weights": "imagenet:abc"}
     assert isinstance(ClipChoice, type) and record.clip_choice["clip"] == record.clip
+
+
+def test_a_class_without_training_images_is_an_error_unless_allowed(fish_layout: Path):
+    import shutil
+
+    shutil.rmtree(fish_layout / "train" / "SHARK")
+    with pytest.raises(ValueError, match=r"classes \['SHARK'\] of fisheries have no training "
+                                         r"images in .*\(train/SHARK/ is empty or missing\); .*"
+                                         "pass --allow-missing-classes"):
+        read_table(FISH, fish_layout, sample=None, seed=0)
+    (fish_layout / "train" / "SHARK").mkdir()  # an empty folder is no better
+    with pytest.raises(ValueError, match="train/SHARK/ is empty or missing"):
+        read_table(FISH, fish_layout, sample=None, seed=0)
+    table = read_table(FISH, fish_layout, sample=None, seed=0, allow_missing_classes=True)
+    assert "SHARK" not in set(table.train["label"])
+
+
+def test_a_missing_class_gets_its_smoothed_prior_and_the_rest_keeps_its_proportions():
+    from kit.app.calibrate import with_smoothed_prior
+
+    labels = np.array([0, 0, 2])  # class 1 has no training image
+    probs = np.array([[0.6, 0.0, 0.4], [0.2, 0.1, 0.7]])
+    out = with_smoothed_prior(probs, labels, 3)
+    assert out[:, 1] == pytest.approx([1 / 6, 1 / 6])  # (0 + 1) / (3 + 3)
+    assert out.sum(axis=1) == pytest.approx([1, 1])
+    assert out[0, 0] / out[0, 2] == pytest.approx(0.6 / 0.4)
+    assert with_smoothed_prior(probs, np.array([0, 1, 2]), 3) is probs

@@ -311,3 +311,63 @@ def test_encrypted_members_and_duplicates_are_refused(tmp_path: Path) -> None:
             handle.writestr("a.txt", b"2")
     with pytest.raises(UnsafeArchiveError, match=r"member 'a\.txt' appears twice"):
         extract_archives([twice], tmp_path / "data")
+
+
+# ---------------------------------------------------------------- interrupted replacements, modes
+
+KILL_AFTER_SETTING_ASIDE = """
+import os, sys, time
+from pathlib import Path
+from kit.kaggle import archives
+target = Path(sys.argv[1])
+def rename_then_die(staging, target):
+    old = target.parent / f".{target.name}.old-{archives.temp_tag()}"
+    target.rename(old)
+    if sys.argv[2] == "after":
+        staging.rename(target)
+    (target.parent / "ready").write_text("1")
+    time.sleep(60)
+archives._swap_in = rename_then_die
+archives.extract_archives([Path(sys.argv[3])], target)
+"""
+
+
+@pytest.mark.parametrize("moment", ["after", "before"])
+def test_a_replacement_killed_midway_is_finished_by_the_next_call(tmp_path: Path, moment: str):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    first = _zip(tmp_path / "a.zip", {"train/x.txt": b"old"})
+    second = _zip(tmp_path / "b.zip", {"train/y.txt": b"new"})
+    target = tmp_path / "data" / "fisheries"
+    extract_archives([first], target)
+    child = subprocess.Popen([sys.executable, "-c", KILL_AFTER_SETTING_ASIDE, str(target),
+                              moment, str(second)], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not (target.parent / "ready").exists():
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    (target.parent / "ready").unlink()
+    assert any(p.name.startswith(".fisheries.old-") for p in target.parent.iterdir())
+    lines: list[str] = []
+    result = extract_archives([second], target, log=lines.append)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fisheries"]
+    assert (target / "train" / "y.txt").read_bytes() == b"new"
+    assert result.skipped is (moment == "after")  # the new data was in place: nothing to redo
+
+
+def test_extracted_folders_keep_the_users_umask(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "data"
+        extract_archives([_zip(tmp_path / "a.zip", {"train/x.txt": b"x"})], target)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert stat.S_IMODE((target / "train").stat().st_mode) == 0o755

@@ -418,3 +418,40 @@ def test_options_are_checked_before_any_data_work_naming_the_flag(env, capsys, t
     assert main(["run", FISHERIES, "--data", str(tmp_path), flag, value]) == 2
     assert capsys.readouterr().err.startswith(message)
     assert list(tmp_path.iterdir()) == []  # no data work: the (empty) folder was never read
+
+
+@pytest.mark.slow
+def test_allow_missing_classes_trains_and_the_column_gets_the_smoothed_prior(env, fish_layout,
+                                                                             tmp_path: Path):
+    import shutil
+
+    shutil.rmtree(fish_layout / "train" / "SHARK")
+    base = ["run", FISHERIES, "--data", str(fish_layout), "--backbone", "demo_cnn", "--weights",
+            "none", "--input-size", "32x32", "--folds", "2", "--epochs", "1", "--tta", "1"]
+    assert main(base) == 2
+    out = tmp_path / "run.json"
+    assert main([*base, "--allow-missing-classes", "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    submission = pd.read_csv(summary["submission"])
+    smoothed = max(1 / (14 + 8), summary["clip"])  # add-one prior, then the chosen clip
+    assert submission["SHARK"].round(6).unique().tolist() == [round(smoothed, 6)]
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_no_temporary_file_and_says_how_to_resume(env, tmp_path: Path,
+                                                                shared_work: Path):
+    """A real SIGINT in the middle of the folds: exit 130, no hidden file anywhere."""
+    args = ["run", FISHERIES, *FAST, "--tta", "1", "--epochs", "30", "--seed", "7"]
+    proc = subprocess.Popen([sys.executable, "-m", "kit", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(shared_work.glob("runs/fisheries/*/seed7/fold0/done.json")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: finished folds and cached features are kept" in err
+    hidden = [p for root in (shared_work, tmp_path) for p in root.rglob(".*")
+              if p.name.endswith((".tmp", ".pending")) or ".tmp." in p.name]
+    assert hidden == []

@@ -101,3 +101,35 @@ def test_compiled_forward_on_a_real_backbone(tmp_path: Path):
     report = extract(store, items, forward=forward, batch_size=2)
     assert report.computed == 3
     assert store.get([d for d, _ in items]).shape == (3, 2, 2, 128)
+
+
+def test_identical_unreadable_files_each_get_the_real_reason(tmp_path: Path):
+    items = _items(tmp_path, 1)
+    for name in ("a.jpg", "b.jpg"):  # the same bytes: one digest, two files
+        bad = tmp_path / "img" / name
+        bad.write_bytes(b"not a jpeg")
+        items.append((file_digest(bad), str(bad)))
+    report = extract(FeatureStore(tmp_path / "cache", _key()), items,
+                     forward=_mean_forward([]), batch_size=8)
+    reasons = dict(report.unreadable)
+    assert sorted(reasons) == [str(tmp_path / "img" / "a.jpg"), str(tmp_path / "img" / "b.jpg")]
+    assert len(set(reasons.values())) == 1 and "no features" not in reasons[str(
+        tmp_path / "img" / "a.jpg")]
+
+
+def test_a_shard_a_killed_writer_never_committed_is_removed(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from kit.core.atomic import temp_tag
+
+    items = _items(tmp_path, 2)
+    store = FeatureStore(tmp_path / "cache", _key())
+    extract(store, items, forward=_mean_forward([]))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (shard,) = store.folder.glob("shard-*.npy")
+    orphan = shard.with_name(f"shard-{temp_tag().split('-')[0]}-{dead}-{'0' * 32}.npy")
+    orphan.write_bytes(shard.read_bytes())  # an array whose keys file was never written
+    FeatureStore(tmp_path / "cache", _key()).missing([d for d, _ in items])
+    assert not orphan.exists() and shard.exists()

@@ -94,6 +94,9 @@ def test_a_kernel_bakes_every_option_it_is_given(tmp_path: Path):
                "base_lr_factor": "0.5", "dropout": "0.2", "learning_rate": "0.01"}
     argv = ["kernel", "fisheries"]
     for option in OPTIONS:
+        if option.switch:
+            argv.append(option.flag)
+            continue
         default = {int: "2", float: "0.5"}.get(option.parse, "x")
         argv += [option.flag, samples.get(option.name, default)]
     args = build_parser().parse_args(argv)

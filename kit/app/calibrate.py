@@ -37,8 +37,27 @@ def calibrate(labels: np.ndarray, cv: CVResult, test_ok: np.ndarray, *, n_classe
     test_probs = np.tile(prior, (len(test_ok), 1))
     if test_ok.any():
         test_probs[test_ok] = cv.test
+    test_probs = with_smoothed_prior(test_probs, labels, n_classes)
     return Calibrated(test_probs=clip_probs(test_probs, clip.clip), clip=clip,
                       prior_log_loss=prior_oof)
+
+
+def with_smoothed_prior(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Classes without training labels (`--allow-missing-classes`) get their smoothed
+    (add-one) prior in every row; the other columns share the rest in their proportions."""
+    counts = np.bincount(labels, minlength=n_classes)
+    missing = counts == 0
+    if not missing.any():
+        return probs
+    smoothed = (counts + 1) / (counts.sum() + n_classes)
+    out = np.array(probs, dtype=np.float64)
+    kept = out[:, ~missing]
+    totals = kept.sum(axis=1, keepdims=True)
+    share = np.divide(kept, totals, out=np.full_like(kept, 1 / kept.shape[1]),
+                      where=totals > 0)
+    out[:, ~missing] = share * (1 - smoothed[missing].sum())
+    out[:, missing] = smoothed[missing]
+    return out
 
 
 __all__ = ["Calibrated", "calibrate"]

@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import json
 import platform
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +28,7 @@ from kit.app.calibrate import Calibrated
 from kit.app.features import Rows
 from kit.app.setup import RunSetup
 from kit.app.table import Digests, ImageTable
-from kit.core.atomic import atomic_write_text
+from kit.core.atomic import atomic_write_text, remove_stale_temps
 from kit.cv.task import CVResult
 from kit.data.images import file_digest
 from kit.features.backbones import ResolvedWeights
@@ -90,24 +92,29 @@ def run_folder(setup: RunSetup, table: ImageTable, rows: Rows, digests: Digests,
     key = config_hash(setup.competition.name, config, ids, rows.train_digests + digests.test)
     folder = RunFolder(setup.paths.run_dir(setup.competition.name, key))
     folder.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(folder.root)
     return key, folder
 
 
 def new_run_id(key: str) -> str:
-    """`<UTC time>-<first 8 of the config hash>`: sorts by time, names the configuration."""
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{key[:8]}"
+    """`<UTC time>-<first 8 of the config hash>-<4 random hex digits>`: sorts by time, names
+    the configuration, and two identical runs finishing in the same second still differ."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{key[:8]}-{secrets.token_hex(2)}"
 
 
-def write_submission_file(setup: RunSetup, table: ImageTable, test_probs: np.ndarray,
-                          run_id: str) -> Path:
-    """The validated submission `<submissions>/<competition>/<run-id>.csv`."""
+def submission_writer(setup: RunSetup, table: ImageTable, test_probs: np.ndarray
+                      ) -> Callable[[Path], Path]:
+    """Writes the validated submission (checked against the sample submission) to a path."""
     competition = setup.competition
-    path = setup.paths.submission_dir(competition.name) / f"{run_id}.csv"
     frame = probs_to_submission(test_probs, list(table.test["id"]), competition)
     labels = competition.classes if competition.submission.kind == "label" else None
-    write_submission(frame, path, sample=table.layout.sample,
-                     id_column=competition.submission.id_column, classes=labels)
-    return path
+
+    def write(path: Path) -> Path:
+        return write_submission(frame, path, sample=table.layout.sample,
+                                id_column=competition.submission.id_column, classes=labels)
+
+    return write
 
 
 def save_predictions(folder: RunFolder, classes: list[str], rows: Rows, cv: CVResult,
@@ -182,4 +189,4 @@ def build_record(setup: RunSetup, table: ImageTable, rows: Rows, outcome: Outcom
 
 
 __all__ = ["Outcome", "build_record", "config_hash", "new_run_id", "run_config", "run_folder",
-           "save_predictions", "versions", "write_submission_file"]
+           "save_predictions", "submission_writer", "versions"]

@@ -27,7 +27,7 @@ from kit.app.outputs import (
     run_config,
     run_folder,
     save_predictions,
-    write_submission_file,
+    submission_writer,
 )
 from kit.app.setup import Log, RunOptions, RunSetup, Timings, resolve_setup
 from kit.app.table import Digests, ImageTable, hash_images, read_table
@@ -41,7 +41,9 @@ from kit.app.training import (
 from kit.core.errors import InputError
 from kit.cv.executors import Executor
 from kit.data.annotations import iou
+from kit.data.labels import missing_classes
 from kit.features.backbones import ResolvedWeights, resolve_weights
+from kit.runs.publish import abandon, commit, stage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +73,13 @@ def weights_for(setup: RunSetup, timings: Timings, log: Log) -> ResolvedWeights:
             weights = str(ensure_demo_weights(setup.competition, setup.paths,
                                               preset=setup.options.data.demo_preset, log=log))
     return resolve_weights(setup.backbone, weights, seed=setup.recipe.seed)
+
+
+def _warn_missing(table: ImageTable, competition, log: Log) -> None:
+    missing = missing_classes(competition, list(table.train["label"]))
+    if missing:
+        log(f"warning: classes {missing} have no training images (--allow-missing-classes): "
+            "their submission columns get the smoothed prior")
 
 
 def _announce(setup: RunSetup, table: ImageTable, log: Log) -> None:
@@ -107,7 +116,9 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
     competition, options = setup.competition, setup.options
     with timings("read_data"):
         table = read_table(competition, options.data.root, sample=options.sample,
-                           seed=setup.recipe.seed)
+                           seed=setup.recipe.seed,
+                           allow_missing_classes=options.allow_missing_classes)
+        _warn_missing(table, competition, log)
         groups = training_groups(setup, table)
         check_folds(setup, table, groups)  # before any feature work
     weights = weights_for(setup, timings, log)
@@ -133,16 +144,21 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
         calibrated = calibrate(rows.labels, cv, rows.test_ok, n_classes=competition.n_classes,
                                metric=competition.metric)
         run_id = new_run_id(key)
-        submission = write_submission_file(setup, table, calibrated.test_probs, run_id)
+        pending = stage(setup.paths.submission_dir(competition.name), run_id,
+                        submission_writer(setup, table, calibrated.test_probs))
     timings.seconds["total"] = round(time.perf_counter() - total, 3)
-    predictions = save_predictions(folder, list(competition.classes), rows, cv, table.test,
-                                   calibrated.test_probs)
-    record = build_record(setup, table, rows, Outcome(
-        weights=weights, config=config, key=key, folder=folder, run_id=run_id,
-        submission=submission, cv=cv, calibrated=calibrated, feature_stats=features.stats,
-        head_notes=extras.notes, bbox_iou=bbox_iou, predictions=predictions,
-        timings=timings.seconds))
-    record_file = record.write(submission.with_suffix(".json"))
+    try:
+        predictions = save_predictions(folder, list(competition.classes), rows, cv,
+                                       table.test, calibrated.test_probs)
+        record = build_record(setup, table, rows, Outcome(
+            weights=weights, config=config, key=key, folder=folder, run_id=run_id,
+            submission=pending.submission, cv=cv, calibrated=calibrated,
+            feature_stats=features.stats, head_notes=extras.notes, bbox_iou=bbox_iou,
+            predictions=predictions, timings=timings.seconds))
+    except BaseException:
+        abandon(pending)
+        raise
+    submission, record_file = commit(pending, record)
     return RunResult(run_id=run_id, submission=submission, record=record_file,
                      summary={**record.summary(), "record": str(record_file)},
                      train_labels=rows.labels)

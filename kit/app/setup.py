@@ -44,6 +44,7 @@ class RunOptions:
     groups_file: Path | None = None
     groups_declared: bool = False  # groups_file is the competition's CsvGroups file
     seeds: tuple[int, ...] | None = None
+    allow_missing_classes: bool = False
 
 
 @dataclass

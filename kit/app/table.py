@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from kit.competition import Competition
 from kit.data.images import UnreadableImageError, file_digest
+from kit.data.labels import check_classes
 from kit.data.layout import Layout, read_layout, stratified_sample
 
 MISSING = "missing:"
@@ -41,11 +42,17 @@ class Digests:
                         list(table.train["file"]) + list(table.test["file"]), strict=True))
 
 
-def read_table(competition: Competition, root: Path, *, sample: int | None, seed: int
-               ) -> ImageTable:
+def read_table(competition: Competition, root: Path, *, sample: int | None, seed: int,
+               allow_missing_classes: bool = False) -> ImageTable:
     """The image table of `root`; with `sample`, a stratified subset of train (test stays whole).
+
+    Raises:
+        InputError: A class has no training image (unless `allow_missing_classes`), or a
+            layout error (`kit.data.layout.read_layout`).
     """
     layout = read_layout(competition, root)
+    check_classes(competition, layout.root, list(layout.train["label"]),
+                  allow_missing=allow_missing_classes)
     train = layout.train
     if sample is not None:
         train = stratified_sample(train, sample, seed=seed)

@@ -48,7 +48,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """Run every probe and print, write and return the outcome."""
     from kit.cli.common import data_root, write_json
     from kit.competition import load_competition
-    from kit.core.atomic import atomic_write_text
+    from kit.core.atomic import atomic_write_text, remove_stale_temps
     from kit.core.paths import Paths
     from kit.probes.report import markdown_report, summary_table
     from kit.probes.runner import ProbeRequest, run_probes
@@ -58,6 +58,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     paths = Paths.from_options(work=args.work_dir, submissions=args.submissions_dir)
     root = Path(data_root(args, competition)).resolve()
     settings = ProbeSettings(alpha=args.alpha, seed=args.seed)
+    remove_stale_temps(paths.probe_dir(competition.name, root))
     report = run_probes(ProbeRequest(competition=competition, root=root, paths=paths,
                                      run_id=args.run, settings=settings,
                                      attention=not args.no_attention))

@@ -31,8 +31,12 @@ from kit.core.paths import Paths
 def add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """Every option of the table, as `kit run` and `kit kernel` take it."""
     for option in OPTIONS:
-        parser.add_argument(option.flag, dest=option.name, type=option.parse,
-                            metavar=option.metavar, help=option.help)
+        if option.switch:
+            parser.add_argument(option.flag, dest=option.name, action="store_const", const=True,
+                                default=None, help=option.help)
+        else:
+            parser.add_argument(option.flag, dest=option.name, type=option.parse,
+                                metavar=option.metavar, help=option.help)
 
 
 def register(commands: argparse._SubParsersAction) -> dict:
@@ -54,8 +58,9 @@ def recipe_of(args: argparse.Namespace, competition: Competition) -> Recipe:
     """The competition's recipe with the command line's options, checked before data work."""
     from kit.app.check import check_recipe
 
+    recipe_names = {o.name for o in OPTIONS if o.recipe}
     values = {k: v for k, v in given(vars(args)).items()
-              if k not in ("sample", "seeds") and not (k == "folds" and v == "group")}
+              if k in recipe_names and not (k == "folds" and v == "group")}
     recipe = with_overrides(competition.recipe_for(demo=args.demo), values)
     if args.heads:
         if args.head is not None:
@@ -98,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(competition=competition,
                          data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
                          recipe=recipe, paths=paths, sample=args.sample,
-                         groups_file=groups_file, groups_declared=declared, seeds=args.seeds)
+                         groups_file=groups_file, groups_declared=declared, seeds=args.seeds,
+                         allow_missing_classes=bool(args.allow_missing_classes))
     solution = solution_for(args, root)
     if not args.heads:
         write_json(args.json, run_one(options, solution, competition, paths))

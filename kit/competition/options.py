@@ -180,6 +180,7 @@ class Option:
         check: value to None (good) or what it must be.
         recipe: a `Recipe` field (else a setting of the run: `sample`, `seeds`).
         kernel: baked into kernels by `kit kernel`.
+        switch: a flag without a value (`--allow-missing-classes`); `parse` is unused.
     """
 
     name: str
@@ -190,12 +191,15 @@ class Option:
     check: Callable[[Any], str | None] | None = None
     recipe: bool = True
     kernel: bool = True
+    switch: bool = False
 
     def requirement(self, value: Any) -> str | None:
         return None if self.check is None else self.check(value)
 
     def words(self, value: Any) -> list[str]:
         """The command-line words that set `value`."""
+        if self.switch:
+            return [self.flag] if value else []
         if isinstance(value, tuple | list):
             sep = "x" if self.parse is parse_size else ","
             text = sep.join(str(v) for v in value) if value else "none"
@@ -256,6 +260,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("seed", int, "random seed", metavar="S", check=int_between(0, MAX_SEED)),
     _o("seeds", parse_seeds, "train every fold once per seed and average (K folds x seeds)",
        metavar="S1,S2,...", recipe=False),
+    _o("allow_missing_classes", bool, "train although a class has no training images (its "
+       "submission column gets the smoothed prior); without it that is an error",
+       recipe=False, switch=True),
     _o("epochs", int, "maximum epochs per fold", metavar="E", check=int_at_least(1)),
     _o("patience", int, "epochs without improvement before early stopping", metavar="N",
        check=int_at_least(1)),

@@ -1,7 +1,11 @@
 """Atomic file writes: a reader sees the old file or the complete new one, never half of one.
 
 Every writer goes through a temporary file in the destination's own directory (so the final
-``os.replace`` is a same-filesystem rename, atomic on POSIX and Windows) and removes it on failure.
+``os.replace`` is a same-filesystem rename, atomic on POSIX and Windows) and removes it on failure
+(an exception, Ctrl-C). A process killed outright cannot remove it; the temporary file's name
+carries the host and process id that made it (``.<name>.<host>-<pid>-<random>.tmp``), so
+:func:`remove_stale_temps`, which the kit calls on every folder it writes into, removes the ones
+whose process is gone and leaves those of a writer still at work.
 
 Example:
     >>> from pathlib import Path
@@ -13,8 +17,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import socket
 import stat
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +30,8 @@ from pathlib import Path
 
 from kit.core.errors import DeclarationError, InputError, MissingFileError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "process_alive",
+           "remove_stale_temps", "temp_tag"]
 
 # Temporary files are created with mode 0o666, so the kernel applies the umask exactly as for a
 # plain open(); a replaced file's own mode is carried over.
@@ -45,10 +54,60 @@ def _check_path(path: object) -> Path:
     return path
 
 
+STALE_FOREIGN_SECONDS = 24 * 3600  # another host's (or an older kit's) temporary file
+_TEMP = re.compile(r"^\..+\.(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-)?[0-9a-f]{12}\.tmp(\.[^/]*)?$")
+
+
+def _host() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def temp_tag() -> str:
+    """`<host>-<pid>`: who made a temporary file, so a later command can tell a dead writer's."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _is_stale(path: Path, match: re.Match[str]) -> bool:
+    if match["pid"] is not None and match["host"] == _host():
+        return not process_alive(int(match["pid"]))
+    try:
+        return time.time() - path.stat().st_mtime > STALE_FOREIGN_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files in `folder` (not below it) whose writer is gone; return them.
+
+    A temporary file of a process alive on this host is kept (it may still be writing); one of
+    another host, or without a tag (an older kit), is removed once it is a day old.
+    """
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    for path in Path(folder).iterdir():
+        match = _TEMP.match(path.name)
+        if match and path.is_file() and _is_stale(path, match):
+            _remove_quietly(path)
+            removed.append(path)
+    return removed
+
+
 def _create_temp(parent: Path, prefix: str, suffix: str) -> tuple[int, Path]:
     """Create a new empty file beside the target (umask applied); return its fd and path."""
     while True:
-        candidate = parent / f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+        candidate = parent / f"{prefix}{temp_tag()}-{uuid.uuid4().hex[:12]}{suffix}"
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _NEW_FILE_MODE)
         except FileExistsError:

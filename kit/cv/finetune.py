@@ -29,7 +29,7 @@ import numpy as np
 
 from kit.core.errors import InputError
 from kit.cv.data import PseudoRows
-from kit.cv.store import load_fold, save_fold
+from kit.cv.store import load_fold, prepare_fold, save_fold
 from kit.cv.task import FoldResult, FoldTask
 from kit.data.tta import average
 from kit.features.backbones import Backbone, ResolvedWeights
@@ -150,7 +150,7 @@ def run_finetune_fold(task: FoldTask, *, images: dict[str, np.ndarray], y: np.nd
     _check_inputs(images, y, test_images, variants)
     start = time.perf_counter()
     files = task.files
-    files.path.mkdir(parents=True, exist_ok=True)
+    prepare_fold(task)
     must_train = _prepare(files, task, fit.train, log)
     set_seed(task.training_seed)
     model = build()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kit.cv.data import EnsembleData, PseudoRows, fold_training_rows
-from kit.cv.store import load_fold, save_fold
+from kit.cv.store import load_fold, prepare_fold, save_fold
 from kit.cv.task import FoldResult, FoldTask
 from kit.data.tta import average, unmap_boxes
 from kit.models.heads import HeadBuilder, HeadConfig
@@ -78,6 +78,7 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
     if task.files.is_finished():
         return load_fold(task)
     start = time.perf_counter()
+    prepare_fold(task)
     trainer = trainer or head_trainer(data, build, head)
     rows = fold_training_rows(task, data, pseudo)
     fit = trainer.fit(rows.x, rows.y, config=replace(train, seed=task.training_seed),

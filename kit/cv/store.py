@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kit.core.atomic import atomic_path, atomic_write_text
+from kit.core.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from kit.cv.task import FoldResult, FoldTask
 
 
@@ -22,6 +22,12 @@ def load_fold(task: FoldTask) -> FoldResult:
                       seconds=meta["seconds"], resumed=True,
                       box_oof=np.load(box_file) if box_file.is_file() else None,
                       n_pseudo=meta.get("n_pseudo"))
+
+
+def prepare_fold(task: FoldTask) -> None:
+    """The fold's folder, created, without what a killed earlier attempt left half-written."""
+    task.files.path.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(task.files.path)
 
 
 def save_fold(task: FoldTask, *, model: Any, arrays: dict[str, np.ndarray],
@@ -39,4 +45,4 @@ def save_fold(task: FoldTask, *, model: Any, arrays: dict[str, np.ndarray],
     atomic_write_text(files.done, json.dumps(done))
 
 
-__all__ = ["load_fold", "save_fold"]
+__all__ = ["load_fold", "prepare_fold", "save_fold"]

@@ -139,4 +139,33 @@ def labelled_images(competition: Competition, root: Path) -> list[dict]:
     return rows
 
 
-__all__ = ["images_in", "labelled_images", "read_csv"]
+def missing_classes(competition: Competition, labels: list[str]) -> list[str]:
+    """The classes no training image has, in class order."""
+    present = set(labels)
+    return [c for c in competition.classes if c not in present]
+
+
+def check_classes(competition: Competition, root: Path, labels: list[str], *,
+                  allow_missing: bool) -> list[str]:
+    """The classes without training images; an error unless `allow_missing`.
+
+    Raises:
+        InputError: Naming each class without images (its folder, for folder labels) and the
+            option that accepts them.
+    """
+    missing = missing_classes(competition, labels)
+    if not missing or allow_missing:
+        return missing
+    if competition.label_source == "folder":
+        where = ", ".join(f"{competition.train_folder}/{c}/" for c in missing)
+        what = f"{where} {'is' if len(missing) == 1 else 'are'} empty or missing"
+    else:
+        what = f"no training image is labelled {', '.join(missing)}"
+    raise InputError(
+        f"classes {missing} of {competition.name} have no training images in {root} ({what}); "
+        "the submission would have a column no image supports. Add the images, or pass "
+        "--allow-missing-classes to predict those classes' smoothed prior"
+    )
+
+
+__all__ = ["check_classes", "images_in", "labelled_images", "missing_classes", "read_csv"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,10 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.core.atomic import atomic_path, atomic_write_text
+from kit.core.atomic import (
+    atomic_path,
+    atomic_write_text,
+    process_alive,
+    remove_stale_temps,
+    temp_tag,
+)
 from kit.core.errors import InputError, UnknownNameError
 
 SHARD_ROWS = 512
+_SHARD = re.compile(r"^shard-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{32}\.npy$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,10 +62,22 @@ class FeatureStore:
         self._index: dict[str, tuple[Path, int]] | None = None
         self._maps: dict[Path, np.ndarray] = {}
 
+    def _tidy(self) -> None:
+        """Remove what killed writers left: temporary files, and shards never committed (their
+        keys file was not written) whose writer is gone."""
+        remove_stale_temps(self.folder)
+        host = temp_tag().split("-", 1)[0]
+        for array_file in self.folder.glob("shard-*.npy"):
+            match = _SHARD.match(array_file.name)
+            if (match and not array_file.with_suffix(".keys").is_file()
+                    and match["host"] == host and not process_alive(int(match["pid"]))):
+                array_file.unlink(missing_ok=True)
+
     def _load_index(self) -> dict[str, tuple[Path, int]]:
         if self._index is None:
             index: dict[str, tuple[Path, int]] = {}
             if self.folder.is_dir():
+                self._tidy()
                 for keys_file in sorted(self.folder.glob("shard-*.keys")):
                     array_file = keys_file.with_suffix(".npy")
                     if not array_file.is_file():
@@ -84,7 +104,7 @@ class FeatureStore:
         meta = self.folder / "key.json"
         if not meta.exists():
             atomic_write_text(meta, json.dumps(asdict(self.key), indent=2))
-        stem = f"shard-{uuid.uuid4().hex}"
+        stem = f"shard-{temp_tag()}-{uuid.uuid4().hex}"
         with atomic_path(self.folder / f"{stem}.npy") as tmp:
             np.save(tmp, np.ascontiguousarray(rows, dtype=np.float32))
         atomic_write_text(self.folder / f"{stem}.keys", "\n".join(digests) + "\n")

@@ -105,6 +105,9 @@ def extract(
     start = time.perf_counter()
     todo_digests = set(store.missing([d for d, _ in items]))
     todo = [(d, f) for d, f in dict(items).items() if d in todo_digests]
+    files_of: dict[str, list[str]] = {}
+    for digest, file in items:
+        files_of.setdefault(digest, []).append(file)
     reused = len({d for d, _ in items}) - len(todo)
     unreadable: list[tuple[str, str]] = []
     buffer_keys: list[str] = []
@@ -116,9 +119,9 @@ def extract(
     ):
         good = [(d, img) for (d, _), img in zip(batch, decoded, strict=True)
                 if not isinstance(img, UnreadableImageError)]
-        for (_, file), img in zip(batch, decoded, strict=True):
-            if isinstance(img, UnreadableImageError):
-                unreadable.append((file, img.reason))
+        for (digest, _), img in zip(batch, decoded, strict=True):
+            if isinstance(img, UnreadableImageError):  # every file of this content, not one
+                unreadable.extend((f, img.reason) for f in dict.fromkeys(files_of[digest]))
         if good:
             rows = np.asarray(forward(np.stack([img for _, img in good])))
             buffer_keys.extend(d for d, _ in good)

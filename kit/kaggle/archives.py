@@ -32,11 +32,13 @@ import re
 import shutil
 import stat
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from kit.core.atomic import process_alive, temp_tag
 from kit.core.errors import InputError
 
 __all__ = [
@@ -504,6 +506,7 @@ def extract_archives(archives: Sequence[Path], target: Path, *,
     paths = _check_inputs(archives)
     target = Path(target).expanduser()
     fingerprint = _fingerprint(paths)
+    _finish_interrupted(target, log)
     marker = _read_marker(target)
     if marker is not None and marker.get("archives") == fingerprint:
         return ExtractResult(target=target, archives=tuple(p.name for p in paths),
@@ -524,21 +527,53 @@ def extract_archives(archives: Sequence[Path], target: Path, *,
                          skipped=False)
 
 
+def _siblings(target: Path, kind: str) -> list[tuple[Path, bool]]:
+    """`.<name>.<kind>-<host>-<pid>-...` folders beside `target`, and whether their writer is
+    a process still alive on this host (older kits named them without the host)."""
+    out = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.{kind}-(?:(?P<host>[0-9a-f]{{6}})-)?"
+                         r"(?P<pid>\d+)")
+    for path in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
+        match = pattern.match(path.name)
+        alive = bool(match and match["host"] == temp_tag().split("-")[0]
+                     and process_alive(int(match["pid"])))
+        out.append((path, alive))
+    return out
+
+
+def _finish_interrupted(target: Path, log: Log | None) -> None:
+    """Finish a replacement a killed extraction left half-done: the old data folder set aside
+    (`.<name>.old-*`) is removed once the new one is in place, or put back when it is not."""
+    if not target.parent.is_dir():
+        return
+    for old, alive in _siblings(target, "old"):
+        if alive:
+            continue
+        if target.exists():
+            if log:
+                log(f"removing the old data an interrupted extraction left: {old}")
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # killed between setting the old folder aside and moving the new one in
+            os.replace(old, target)
+
+
 def _staging(target: Path, marker: dict | None, log: Log | None) -> Path:
     """A new empty folder beside `target` to extract into (leftovers of an interrupted
-    extraction removed first)."""
+    extraction removed first), made with the user's umask like any other folder."""
     if target.exists() and (not target.is_dir() or (marker is None and any(target.iterdir()))):
         raise InputError(
             f"{target} already exists and holds files that kit did not extract; choose a new or "
             "empty folder (--data DIR), or remove it first"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.partial-"
-    for stale in target.parent.glob(f"{prefix}*"):  # an interrupted extraction: redo it
-        if log:
-            log(f"removing the leftovers of an interrupted extraction: {stale}")
-        shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    for stale, alive in _siblings(target, "partial"):
+        if not alive:  # an interrupted extraction: redo it
+            if log:
+                log(f"removing the leftovers of an interrupted extraction: {stale}")
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = target.parent / f".{target.name}.partial-{temp_tag()}-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    return staging
 
 
 @dataclass
@@ -584,7 +619,7 @@ def _swap_in(staging: Path, target: Path) -> None:
     """Replace `target` with the finished `staging` folder."""
     old = None
     if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        old = target.parent / f".{target.name}.old-{temp_tag()}"
         target.rename(old)
     staging.rename(target)
     if old is not None:

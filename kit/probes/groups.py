@@ -356,6 +356,8 @@ class GroupsResult:
         holdout: Public/private log loss of the same model fitted on all training images, and
             of the class prior, where a solution file is known.
         agreement: Adjusted Rand index with known true groups (the demo's boats), if any.
+        declared: The competition's declared groups (`CsvGroups`), if any: their file, their
+            number and the adjusted Rand index of the inferred groups against them.
         note: Why the comparison was skipped, if it was.
     """
 
@@ -368,6 +370,7 @@ class GroupsResult:
     comparison: CVComparison | None
     holdout: dict | None
     agreement: float | None
+    declared: dict | None = None
     note: str = ""
 
     @property
@@ -381,11 +384,15 @@ class GroupsResult:
         return "group" if group_gap < strat_gap else "stratified"
 
     def verdict(self) -> str:
+        declared = ""
+        if self.declared:
+            declared = (f" (declared: {self.declared['n_groups']}, adjusted Rand index "
+                        f"{self.declared['adjusted_rand_index']:.2f})")
         if self.comparison is None:
-            return f"{self.n_groups} groups; {self.note}"
+            return f"{self.n_groups} groups{declared}; {self.note}"
         c = self.comparison
-        text = (f"{self.n_groups} groups; stratified CV {c.stratified_log_loss:.3f} vs group CV "
-                f"{c.group_log_loss:.3f}")
+        text = (f"{self.n_groups} groups{declared}; stratified CV {c.stratified_log_loss:.3f} "
+                f"vs group CV {c.group_log_loss:.3f}")
         if self.leak:
             return f"LEAK: stratified CV is optimistic ({text})"
         return f"no CV optimism ({text})"
@@ -403,5 +410,6 @@ class GroupsResult:
             "holdout": self.holdout,
             "closer_to_private": self.closer_to_private,
             "agreement_with_true_groups": self.agreement,
+            "declared": self.declared,
             "note": self.note,
         }

@@ -21,6 +21,7 @@ from kit.competition import Competition
 from kit.core.atomic import atomic_write_text
 from kit.core.errors import InputError
 from kit.core.paths import Paths
+from kit.data.groups import declared_groups
 from kit.data.layout import TRAIN, Layout, read_layout
 from kit.probes.adversarial import (
     METADATA,
@@ -228,6 +229,19 @@ def _holdout(root: Path, competition: Competition, train: pd.DataFrame, test: pd
     return out
 
 
+def _declared(competition: Competition, root: Path, train: pd.DataFrame,
+              inferred: np.ndarray) -> dict | None:
+    """The competition's declared groups against the inferred ones (adjusted Rand index)."""
+    if competition.groups is None:
+        return None
+    from sklearn.metrics import adjusted_rand_score
+
+    declared = declared_groups(competition, root, train)
+    return {"file": str(root / competition.groups.file),
+            "n_groups": int(len(np.unique(declared))),
+            "adjusted_rand_index": float(adjusted_rand_score(declared, inferred))}
+
+
 def _run_groups(request: ProbeRequest, layout: Layout, good: pd.DataFrame,
                 stats: ImageStats, features: _Features,
                 duplicates: DuplicatesResult) -> GroupsResult:
@@ -255,7 +269,8 @@ def _run_groups(request: ProbeRequest, layout: Layout, good: pd.DataFrame,
         agreement = float(adjusted_rand_score(truth, inference.groups))
     common = {"n_groups": inference.n_groups, "groups_file": str(groups_file),
               "blocks": inference.blocks, "group_sizes": inference.sizes(),
-              "merged_by_duplicates": inference.merged_by_duplicates, "agreement": agreement}
+              "merged_by_duplicates": inference.merged_by_duplicates, "agreement": agreement,
+              "declared": _declared(competition, layout.root, train, inference.groups)}
     labels = _labels(competition, train)
     if inference.n_groups < 2 or not usable_folds(labels, settings.folds):
         note = ("one group only: nothing to hold out" if inference.n_groups < 2

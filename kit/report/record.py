@@ -41,6 +41,8 @@ def _summary(record: dict) -> list[tuple[str, object]]:
         ("submission", record.get("submission")),
         ("training images used", record.get("n_train")),
         ("test images", record.get("n_test")),
+        ("metric", record.get("metric") or "log_loss"),
+        ("CV in the metric (out-of-fold)", fmt(record.get("cv_score", record.get("cv_log_loss")))),
         ("CV log loss (out-of-fold)", fmt(record.get("cv_log_loss"))),
         ("class-prior log loss", fmt(record.get("prior_log_loss"))),
         ("CV / prior", fmt(record.get("cv_vs_prior"), 3)),
@@ -69,11 +71,12 @@ def _scores_html(scores: dict | None) -> str:
                          "(the demo data has one; use `python -m kit score ... --solution FILE` "
                          "for your own).", kind="note")
     rows = []
+    metric = scores.get("submission", {}).get("metric", "log_loss")
     for name, label in (("submission", "this submission"), ("prior", "class prior")):
         if name in scores:
             s = scores[name]
             rows.append([label, s.get("public"), s.get("private"), s.get("overall")])
-    return table(["", "public", "private", "all rows"], rows)
+    return table([metric, "public", "private", "all rows"], rows)
 
 
 def _unreadable_html(record: dict) -> str:

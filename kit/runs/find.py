@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from kit.core.errors import InputError
+from kit.runs.publish import tidy
 from kit.runs.record import RunRecord, record_path
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}(-[0-9a-f]{4})?$")
@@ -20,6 +21,7 @@ def run_ids(folder: Path) -> list[str]:
     """Run ids with a record in `folder`, oldest first."""
     if not folder.is_dir():
         return []
+    tidy(folder)
     return sorted(p.stem for p in folder.glob("*.json") if RUN_ID.match(p.stem))
 
 
