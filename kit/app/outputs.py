@@ -56,12 +56,23 @@ def versions() -> dict[str, str]:
             **{m: _version(m) for m in VERSIONED}}
 
 
+HASH_NEUTRAL = {"training": "fused"}
+"""Recipe fields added after run folders were first keyed: left out of the configuration at
+these values, so the runs made before them keep their folders (and resume)."""
+
+
+def hashed_recipe(recipe) -> dict[str, Any]:
+    """The recipe as the configuration holds it (see `HASH_NEUTRAL`)."""
+    return {k: v for k, v in dataclasses.asdict(recipe).items()
+            if not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
+
+
 def run_config(setup: RunSetup, weights: ResolvedWeights) -> dict[str, Any]:
     """The configuration a run folder is keyed by (and the record's `config`)."""
     options = setup.options
     groups = options.groups_file
     config = {
-        "recipe": dataclasses.asdict(setup.recipe),
+        "recipe": hashed_recipe(setup.recipe),
         "weights_identity": weights.identity,
         "input_size": list(setup.input_size),
         "tta_variants": list(setup.variants),
@@ -185,7 +196,22 @@ def build_record(setup: RunSetup, table: ImageTable, rows: Rows, outcome: Outcom
         backbone={"name": setup.backbone.name, "preprocess": setup.backbone.preprocess,
                   "weights": outcome.weights.identity},
         head_inputs=outcome.head_notes, features=outcome.feature_stats,
-        unreadable=rows.unreadable, versions=versions(), predictions=outcome.predictions)
+        unreadable=rows.unreadable, versions=versions(), predictions=outcome.predictions,
+        training=training_note(setup, outcome.cv))
+
+
+def training_note(setup: RunSetup, cv: CVResult) -> dict[str, str]:
+    """How the heads were trained, and why per fold where the recipe asked for fused."""
+    from kit.cv.fused import fused_reason
+
+    recipe = setup.recipe
+    note = {"path": cv.training}
+    if cv.training != "fused":
+        note["reason"] = ("--training per-fold" if recipe.training == "per-fold" else
+                          fused_reason(head=recipe.head, loss=recipe.loss,
+                                       schedule=recipe.schedule, mode=recipe.mode)
+                          or "a distributed executor trains per fold")
+    return note
 
 
 __all__ = ["Outcome", "build_record", "config_hash", "new_run_id", "run_config", "run_folder",

@@ -124,8 +124,20 @@ class TrainingInputs:
 Strategy = Callable[[TrainingInputs], CVResult]
 
 
+def fused_heads(setup: RunSetup, data: EnsembleData):
+    """The fused path for this run's heads, or None where they train per fold."""
+    from kit.cv.fused import FusedHeads, fused_reason
+
+    recipe = setup.recipe
+    if recipe.training != "fused" or fused_reason(head=recipe.head, loss=recipe.loss,
+                                                  schedule=recipe.schedule, mode=recipe.mode):
+        return None
+    return FusedHeads(data=data, build=setup.head_spec, head=setup.head_config,
+                      train=setup.train_config)
+
+
 def train_heads(inputs: TrainingInputs) -> CVResult:
-    """Heads on cached features, with pseudo-labels when the recipe asks."""
+    """Heads on cached features (fused where they can be), with pseudo-labels when asked."""
     from kit.cv.heads import HeadFolds
 
     setup = inputs.setup
@@ -133,7 +145,8 @@ def train_heads(inputs: TrainingInputs) -> CVResult:
                     train=setup.train_config)
     return run_folds(fit, inputs.folds, inputs.data.y_train, n_classes=inputs.data.n_classes,
                      seeds=setup.seeds, folder=inputs.folder, executor=inputs.executor,
-                     pseudo_label=setup.recipe.pseudo_label)
+                     pseudo_label=setup.recipe.pseudo_label,
+                     fused=fused_heads(setup, inputs.data))
 
 
 def train_crop(inputs: TrainingInputs) -> CVResult:
@@ -206,5 +219,6 @@ def strategy_name(setup: RunSetup) -> str:
     return "crop" if setup.recipe.head == "crop" else "heads"
 
 
-__all__ = ["HeadInputs", "Strategy", "TrainingInputs", "ensemble_data", "head_inputs",
+__all__ = ["HeadInputs", "Strategy", "TrainingInputs", "ensemble_data", "fused_heads",
+           "head_inputs",
            "strategy_name", "strategy_registry", "train_crop", "train_finetune", "train_heads"]

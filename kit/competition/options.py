@@ -35,6 +35,7 @@ TTA_VIEWS: tuple[str, ...] = (
 )
 """The test-time augmentation views, in the order `--tta N` takes them (kit.data.tta)."""
 MODES = ("features", "finetune")
+TRAININGS = ("fused", "per-fold")
 POOLINGS = ("flatten", "avg", "max")
 AUGMENTATIONS = ("flip", "rotate", "zoom", "brightness")
 MAX_SEED = 2**32 - 1
@@ -145,6 +146,10 @@ def _pooling(value: object) -> str | None:
     return None if value in POOLINGS else f"one of {', '.join(POOLINGS)}"
 
 
+def _training(value: object) -> str | None:
+    return None if value in TRAININGS else f"one of {', '.join(TRAININGS)}"
+
+
 def _mode(value: object) -> str | None:
     return None if value in MODES else f"one of {', '.join(MODES)}"
 
@@ -223,6 +228,9 @@ OPTIONS: tuple[Option, ...] = (
        check=_name),
     _o("mode", str, "features (default: heads on cached features) or finetune (unfreeze the "
        "last blocks of the base; slow, no feature cache)", check=_mode),
+    _o("training", str, "how the folds' heads train: fused (every fold and seed in one pass, "
+       "the default on one machine, for the dense and metadata-merge heads) or per-fold",
+       check=_training),
     _o("finetune_blocks", int, "with --mode finetune: how many of the base's last blocks to "
        "train", metavar="N", check=int_at_least(0)),
     _o("base_lr_factor", float, "with --mode finetune: the base's learning rate is F x the "
@@ -305,6 +313,7 @@ def given(values: Mapping[str, Any]) -> dict[str, Any]:
     return {o.name: values[o.name] for o in OPTIONS if values.get(o.name) is not None}
 
 
-__all__ = ["AUGMENTATIONS", "MAX_SEED", "MODES", "OPTIONS", "POOLINGS", "TTA_VIEWS", "Option",
+__all__ = ["AUGMENTATIONS", "MAX_SEED", "MODES", "OPTIONS", "POOLINGS", "TRAININGS", "TTA_VIEWS",
+           "Option",
            "field_error", "flag_error", "given", "option", "parse_augment", "parse_folds",
            "parse_names", "parse_seeds", "parse_size", "recipe_options"]

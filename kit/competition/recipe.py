@@ -53,6 +53,9 @@ class Recipe:
     # --mode finetune: unfreeze the last `finetune_blocks` blocks of the base, train them at
     # `base_lr_factor` times the head's learning rate, with these augmentations.
     mode: str = "features"
+    # How the folds' heads train on one machine: all in one fused pass, or one fit per fold
+    # (kit.cv.fused); the per-fold path also serves what the fused one cannot express.
+    training: str = "fused"
     finetune_blocks: int = 1
     base_lr_factor: float = 0.1
     augment: tuple[str, ...] = ("flip", "rotate", "zoom", "brightness")

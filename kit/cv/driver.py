@@ -4,11 +4,13 @@ A training mode is a `FoldFit`: a picklable callable that trains one task (or lo
 folder says it is finished) and returns a `FoldResult`. The driver makes the tasks (one per seed
 and fold, seeded by `FoldTask.training_seed`), hands them to an executor (`kit.cv.executors`:
 local here, a cluster elsewhere), runs the pseudo-label second stage when asked, and gathers
-out-of-fold and test predictions.
+out-of-fold and test predictions. A mode may also offer a `FusedFit`, which trains all of its
+tasks in one pass (`kit.cv.fused`); on the local executor the driver uses it instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,6 +31,13 @@ class FoldFit(Protocol):
     def __call__(self, task: FoldTask, pseudo: PseudoRows | None = None) -> FoldResult: ...
 
 
+class FusedFit(Protocol):
+    """Trains many (seed, fold) tasks in one pass; one result per task, in task order."""
+
+    def __call__(self, tasks: Sequence[FoldTask],
+                 pseudo: Sequence[PseudoRows | None] | None = None) -> list[FoldResult]: ...
+
+
 @dataclass(frozen=True)
 class _WithPseudo:
     """A picklable `fit(task, pseudo=rows)` for the executor's one-argument `map`."""
@@ -42,7 +51,8 @@ class _WithPseudo:
 
 def run_folds(fit: FoldFit, folds: np.ndarray, y: np.ndarray, *, n_classes: int,
               seeds: Sequence[int], folder: RunFolder, executor: Executor | None = None,
-              pseudo_label: float | None = None, description: str = "folds") -> CVResult:
+              pseudo_label: float | None = None, description: str = "folds",
+              fused: FusedFit | None = None) -> CVResult:
     """Run every (seed, fold) task of `fit` and gather OOF and test predictions.
 
     With `pseudo_label` (a probability threshold), every fold is trained a second time with the
@@ -56,6 +66,9 @@ def run_folds(fit: FoldFit, folds: np.ndarray, y: np.ndarray, *, n_classes: int,
     if len(folds) != len(y):
         raise InputError(f"{len(folds)} fold numbers for {len(y)} training rows")
     tasks = fold_tasks(folds, seeds, folder)
+    if fused is not None and (executor is None or isinstance(executor, LocalExecutor)):
+        return _run_fused(fused, tasks, y, n_classes=n_classes, n_seeds=len(seeds),
+                          pseudo_label=pseudo_label)
     executor = executor or LocalExecutor(description=description)
     results = executor.map(fit, tasks)
     if pseudo_label is not None:
@@ -70,4 +83,16 @@ def run_folds(fit: FoldFit, folds: np.ndarray, y: np.ndarray, *, n_classes: int,
     return gather(results, y, n_classes=n_classes, n_seeds=len(seeds))
 
 
-__all__ = ["FoldFit", "run_folds"]
+def _run_fused(fused: FusedFit, tasks: list[FoldTask], y: np.ndarray, *, n_classes: int,
+               n_seeds: int, pseudo_label: float | None) -> CVResult:
+    """Every task in one fused pass (and its pseudo-label stage in a second)."""
+    results = fused(tasks)
+    if pseudo_label is not None:
+        name = stage_name(pseudo_label)
+        results = fused([t.in_subfolder(name) for t in tasks],
+                        [pseudo_rows(r, pseudo_label) for r in results])
+    return dataclasses.replace(gather(results, y, n_classes=n_classes, n_seeds=n_seeds),
+                               training="fused")
+
+
+__all__ = ["FoldFit", "FusedFit", "run_folds"]

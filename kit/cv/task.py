@@ -83,6 +83,7 @@ class CVResult:
     folds: tuple[FoldResult, ...]
     cv_log_loss: float
     box_oof: np.ndarray | None = None  # (n, 4) out-of-fold boxes, averaged over seeds
+    training: str = "per-fold"  # or "fused": how the heads were trained (kit.cv.driver)
 
     @property
     def fold_scores(self) -> tuple[float, ...]:
