@@ -109,3 +109,23 @@ def test_what_trains_fused_and_what_per_fold():
     assert pool(maps, "flatten").shape == (2, 12)
     assert np.allclose(pool(maps, "avg"), maps.mean(axis=(1, 2)))
     assert np.allclose(pool(maps, "max"), maps.max(axis=(1, 2)))
+
+
+@pytest.mark.slow
+def test_streaming_rows_from_the_cache_gives_the_same_folds(tmp_path: Path, monkeypatch):
+    """Above the in-memory limit each batch is read (and pooled) on its own: same result."""
+    from kit.features.cache import FeatureKey, FeatureStore
+
+    data = _data()
+    store = FeatureStore(tmp_path / "cache", FeatureKey(
+        backbone="b", weights="w", input_size=(8, 8), preprocess="p", variant="plain"))
+    digests = [f"d{i}" for i in range(70)]
+    store.append(digests, np.concatenate([data.x_train["plain"], data.x_test["plain"]]))
+    lazy = EnsembleData(variants=("plain",), x_train={"plain": store.rows(digests[:60])},
+                        y_train=data.y_train, x_test={"plain": store.rows(digests[60:])},
+                        n_classes=3)
+    in_memory = _run(data, FOLDS, tmp_path / "a")
+    monkeypatch.setattr("kit.cv.fused.IN_MEMORY_BYTES", 0)
+    streamed = _run(lazy, FOLDS, tmp_path / "b")
+    assert np.allclose(in_memory.oof, streamed.oof, atol=1e-6)
+    assert np.allclose(in_memory.test, streamed.test, atol=1e-6)

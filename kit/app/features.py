@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,15 +29,20 @@ class RowStore(Protocol):
 
     def get(self, digests: Sequence[str]) -> np.ndarray: ...
 
+    def rows(self, digests: Sequence[str]) -> Any: ...
+
 
 class ArrayStore:
-    """Decoded images by digest, read like a FeatureStore (`get`)."""
+    """Decoded images by digest, read like a FeatureStore (`get`, `rows`)."""
 
     def __init__(self, rows: dict[str, np.ndarray]) -> None:
         self._rows = rows
 
     def get(self, digests: Sequence[str]) -> np.ndarray:
         return np.stack([self._rows[d] for d in digests])
+
+    def rows(self, digests: Sequence[str]) -> np.ndarray:
+        return self.get(digests)
 
 
 @dataclass(frozen=True, kw_only=True)

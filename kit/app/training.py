@@ -94,13 +94,14 @@ def head_inputs(setup: RunSetup, table: ImageTable, rows: Rows, log: Log) -> Hea
 
 def ensemble_data(setup: RunSetup, features: FeatureSet, rows: Rows, extras: HeadInputs
                   ) -> EnsembleData:
-    """Training and test rows of every variant (and box view), read from the stores."""
+    """Training and test rows of every variant (and box view): lazy rows of the feature cache,
+    read batch by batch where they are used (decoded images, to fine-tune, are in memory)."""
     test = rows.test_digests
     data = EnsembleData(
         variants=setup.variants,
-        x_train={v: s.get(rows.train_digests) for v, s in features.stores.items()},
+        x_train={v: s.rows(rows.train_digests) for v, s in features.stores.items()},
         y_train=rows.labels,
-        x_test={v: (features.stores[v].get(test) if test else np.zeros((0,), np.float32))
+        x_test={v: (features.stores[v].rows(test) if test else np.zeros((0,), np.float32))
                 for v in setup.variants},
         n_classes=setup.competition.n_classes)
     return dataclasses.replace(data, **extras.arrays)

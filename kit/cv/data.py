@@ -15,6 +15,35 @@ from kit.cv.task import FoldTask
 from kit.data.tta import map_boxes
 from kit.models.train import Inputs, TrainView, concat
 
+IN_MEMORY_BYTES = 512 * 2**20
+"""Below this, a whole table of (pooled) features is held in memory; above it, rows are read from
+the memory-mapped feature cache batch by batch (`kit.features.cache.FeatureRows`)."""
+
+
+class RowView:
+    """Rows `index` of a lazy row source, still lazy: indexing reads only the rows asked for."""
+
+    def __init__(self, base, index: np.ndarray) -> None:
+        self._base, self._index = base, np.asarray(index)
+        self.shape = (len(self._index), *base.shape[1:])
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: np.ndarray | slice) -> np.ndarray:
+        return self._base[self._index[index]]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self[np.arange(len(self))]
+        return array if dtype is None else array.astype(dtype)
+
+
+def rows_of(x, index: np.ndarray):
+    """Rows `index` of an array (a new array) or of a lazy row source (a lazy view)."""
+    return x[index] if isinstance(x, np.ndarray) else RowView(x, index)
+
 
 @dataclass(frozen=True, kw_only=True)
 class BoxGeometry:
@@ -35,7 +64,8 @@ class BoxGeometry:
 
 @dataclass(frozen=True, kw_only=True)
 class EnsembleData:
-    """Features per TTA variant (first variant is the plain pass used for training).
+    """Features per TTA variant (first variant is the plain pass used for training): arrays, or
+    lazy row sources read from the feature cache batch by batch (`kit.features.cache.FeatureRows`).
 
     Optional extras, aligned with the rows: `meta_train`/`meta_test` (encoded metadata for a
     head with a `meta` input), `boxes_train` ((n, 5) `x, y, w, h, has_box` box targets for a
@@ -63,7 +93,7 @@ class EnsembleData:
         x = (self.x_train if split == "train" else self.x_test)[variant]
         meta = self.meta_train if split == "train" else self.meta_test
         if index is not None:
-            x = x[index]
+            x = rows_of(x, index)
             meta = None if meta is None else meta[index]
         return x if meta is None else {"features": x, "meta": meta}
 
@@ -121,4 +151,5 @@ def fold_training_rows(task: FoldTask, data: EnsembleData,
     return FoldRows(x=x, y=y, boxes=boxes, views=tuple(views))
 
 
-__all__ = ["BoxGeometry", "EnsembleData", "FoldRows", "PseudoRows", "fold_training_rows"]
+__all__ = ["IN_MEMORY_BYTES", "BoxGeometry", "EnsembleData", "FoldRows", "PseudoRows",
+           "RowView", "fold_training_rows", "rows_of"]

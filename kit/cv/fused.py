@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kit.cv.data import EnsembleData, PseudoRows
+from kit.cv.data import IN_MEMORY_BYTES, EnsembleData, PseudoRows
 from kit.cv.store import load_fold, prepare_fold, save_fold
 from kit.cv.task import FoldResult, FoldTask
 from kit.models.heads import HeadConfig, HeadSpec
@@ -57,28 +57,50 @@ def pool(x: np.ndarray, pooling: str) -> np.ndarray:
 
 @dataclass(frozen=True, kw_only=True)
 class _Rows:
-    """The row space of a fused fit: the training rows, then the test rows."""
+    """The row space of a fused fit: the training rows, then the test rows, each row the pooled
+    features (and metadata) the head reads. Read lazily from the feature cache per batch, or
+    held as one table where it is small (`kit.cv.data.IN_MEMORY_BYTES`)."""
 
-    features: dict[str, np.ndarray]  # variant -> (n_train + n_test, d) pooled (+ metadata)
-    n_train: int
+    data: EnsembleData
+    pooling: str
+
+    @property
+    def n_train(self) -> int:
+        return len(self.data.y_train)
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_train + self.data.n_test
+
+    def _read(self, variant: str, index: np.ndarray) -> np.ndarray:
+        data, n = self.data, self.n_train
+        parts = ((index < n, data.x_train[variant], data.meta_train, 0),
+                 (index >= n, data.x_test[variant], data.meta_test, n))
+        out = None
+        for chosen, source, meta, offset in parts:
+            at = np.flatnonzero(chosen)
+            if not len(at):
+                continue
+            rows = index[at] - offset
+            block = pool(np.asarray(source[rows]), self.pooling)
+            if meta is not None:
+                block = np.concatenate([block, np.asarray(meta, np.float32)[rows]], axis=1)
+            if out is None:
+                out = np.empty((len(index), block.shape[1]), np.float32)
+            out[at] = block
+        return out if out is not None else np.zeros((0, self.width), np.float32)
+
+    @property
+    def width(self) -> int:
+        return int(self._read(self.data.variants[0], np.array([0])).shape[1])
 
     def reader(self, variant: str):
-        table = self.features[variant]
+        """Row indexes -> (m, width) float32; a whole table when it fits in memory."""
+        if self.n_rows * self.width * 4 > IN_MEMORY_BYTES:
+            return lambda index: self._read(variant, np.asarray(index))
+        table = np.concatenate([self._read(variant, np.arange(i, min(i + 2048, self.n_rows)))
+                                for i in range(0, self.n_rows, 2048)])
         return lambda index: table[index]
-
-
-def _row_space(data: EnsembleData, pooling: str) -> _Rows:
-    features = {}
-    for variant in data.variants:
-        train = pool(data.x_train[variant], pooling)
-        test = (pool(data.x_test[variant], pooling) if data.n_test
-                else np.zeros((0, train.shape[1]), np.float32))
-        if data.meta_train is not None:
-            train = np.concatenate([train, data.meta_train.astype(np.float32)], axis=1)
-            test = np.concatenate([test, np.asarray(data.meta_test, np.float32).reshape(
-                len(test), -1)], axis=1)
-        features[variant] = np.concatenate([train, test])
-    return _Rows(features=features, n_train=len(data.y_train))
 
 
 def _branches(tasks: Sequence[FoldTask], pseudo: Sequence[PseudoRows | None], y: np.ndarray,
@@ -150,7 +172,7 @@ class FusedHeads:
         from kit.models.fused import FusedConfig
 
         return FusedConfig(
-            n_features=rows.features[self.data.variants[0]].shape[1],
+            n_features=rows.width,
             n_classes=self.data.n_classes, hidden=self.head.hidden,
             dropout=float(self.head.dropout), learning_rate=float(self.train.learning_rate),
             epochs=self.train.epochs, patience=self.train.patience,
@@ -165,8 +187,8 @@ class FusedHeads:
         tasks = [t for t, _ in todo]
         for task in tasks:
             prepare_fold(task)
-        rows = _row_space(self.data, self.head.pooling)
-        n_all = len(next(iter(rows.features.values())))
+        rows = _Rows(data=self.data, pooling=self.head.pooling)
+        n_all = rows.n_rows
         pseudo = [p for _, p in todo]
         # the row space: the training rows, and the test rows only for a pseudo-label stage
         n_rows = n_all if any(p is not None for p in pseudo) else len(self.data.y_train)

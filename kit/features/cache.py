@@ -112,24 +112,64 @@ class FeatureStore:
         for row, digest in enumerate(digests):
             index[digest] = (self.folder / f"{stem}.npy", row)
 
-    def get(self, digests: Sequence[str]) -> np.ndarray:
-        """Stack the rows of `digests` (all must be present) into one float32 array."""
+    def _mapped(self, array_file: Path) -> np.ndarray:
+        mapped = self._maps.get(array_file)
+        if mapped is None:
+            mapped = self._maps[array_file] = np.load(array_file, mmap_mode="r")
+        return mapped
+
+    def _locations(self, digests: Sequence[str]) -> list[tuple[Path, int]]:
         index = self._load_index()
         absent = [d for d in digests if d not in index]
         if absent:
             raise UnknownNameError(f"{len(absent)} images have no cached features in {self.folder}")
-        out: np.ndarray | None = None
-        for i, digest in enumerate(digests):
-            array_file, row = index[digest]
-            mapped = self._maps.get(array_file)
-            if mapped is None:
-                mapped = self._maps[array_file] = np.load(array_file, mmap_mode="r")
-            if out is None:
-                out = np.empty((len(digests), *mapped.shape[1:]), dtype=np.float32)
-            out[i] = mapped[row]
-        if out is None:
+        if not len(digests):
             raise InputError("get needs at least one digest")
+        return [index[d] for d in digests]
+
+    def get(self, digests: Sequence[str]) -> np.ndarray:
+        """Stack the rows of `digests` (all must be present) into one float32 array."""
+        return self.rows(digests)[np.arange(len(digests))]
+
+    def rows(self, digests: Sequence[str]) -> FeatureRows:
+        """The rows of `digests` as a lazy array: indexing it reads only those rows from the
+        memory-mapped shards, so a run's memory grows with its batches, not its dataset."""
+        return FeatureRows(self, self._locations(digests))
+
+
+class FeatureRows:
+    """Feature rows read on demand from a store's shards; index it like an array of rows.
+
+    `rows[index]` (an int array) returns those rows as a new float32 array; `len`, `shape`,
+    `ndim` and `dtype` are those of the stacked array it stands for.
+    """
+
+    def __init__(self, store: FeatureStore, locations: list[tuple[Path, int]]) -> None:
+        self._store = store
+        self._files = list(dict.fromkeys(f for f, _ in locations))
+        number = {f: i for i, f in enumerate(self._files)}
+        self._file_of = np.array([number[f] for f, _ in locations], dtype=np.int64)
+        self._rows = np.array([r for _, r in locations], dtype=np.int64)
+        first = store._mapped(self._files[0])
+        self.shape = (len(locations), *first.shape[1:])
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: np.ndarray | slice) -> np.ndarray:
+        index = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        out = np.empty((len(index), *self.shape[1:]), dtype=np.float32)
+        files = self._file_of[index]
+        for f in np.unique(files):  # one fancy read per shard
+            at = np.flatnonzero(files == f)
+            out[at] = self._store._mapped(self._files[f])[self._rows[index[at]]]
         return out
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self[np.arange(len(self))]
+        return array if dtype is None else array.astype(dtype)
 
-__all__ = ["SHARD_ROWS", "FeatureKey", "FeatureStore"]
+
+__all__ = ["SHARD_ROWS", "FeatureKey", "FeatureRows", "FeatureStore"]
