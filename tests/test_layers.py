@@ -91,7 +91,8 @@ def test_a_kernel_bakes_every_option_it_is_given(tmp_path: Path):
     samples = {"input_size": "96x64", "fcn_input_size": "128x80", "box_input_size": "96x64",
                "metadata": "size,width", "augment": "flip,zoom", "seeds": "0,1",
                "folds": "3", "mode": "features", "pooling": "avg", "pseudo_label": "0.9",
-               "base_lr_factor": "0.5", "dropout": "0.2", "learning_rate": "0.01"}
+               "base_lr_factor": "0.5", "dropout": "0.2", "learning_rate": "0.01",
+               "fold_kind": "stratified", "training": "per-fold"}
     argv = ["kernel", "fisheries"]
     for option in OPTIONS:
         if option.switch:

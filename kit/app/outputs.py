@@ -59,12 +59,15 @@ def versions() -> dict[str, str]:
 HASH_NEUTRAL = {"training": "fused"}
 """Recipe fields added after run folders were first keyed: left out of the configuration at
 these values, so the runs made before them keep their folders (and resume)."""
+NOT_HASHED = ("fold_kind",)
+"""Left out always: what they decide is in the configuration already (the groups file and its
+digest, `groups_declared`), whichever way it was asked for."""
 
 
 def hashed_recipe(recipe) -> dict[str, Any]:
-    """The recipe as the configuration holds it (see `HASH_NEUTRAL`)."""
+    """The recipe as the configuration holds it (see `HASH_NEUTRAL`, `NOT_HASHED`)."""
     return {k: v for k, v in dataclasses.asdict(recipe).items()
-            if not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
+            if k not in NOT_HASHED and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
 
 
 def run_config(setup: RunSetup, weights: ResolvedWeights) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def build_record(setup: RunSetup, table: ImageTable, rows: Rows, outcome: Outcom
                   "weights": outcome.weights.identity},
         head_inputs=outcome.head_notes, features=outcome.feature_stats,
         unreadable=rows.unreadable, versions=versions(), predictions=outcome.predictions,
-        training=training_note(setup, outcome.cv))
+        training=training_note(setup, outcome.cv), folds=setup.options.folds_note)
 
 
 def training_note(setup: RunSetup, cv: CVResult) -> dict[str, str]:

@@ -85,9 +85,13 @@ def _warn_missing(table: ImageTable, competition, log: Log) -> None:
 def _announce(setup: RunSetup, table: ImageTable, log: Log) -> None:
     size = setup.input_size
     views = f"; box views {', '.join(setup.box_views)}" if setup.box_views else ""
+    note = setup.options.folds_note
+    kind = f" {note['kind']}" if note else ""
     log(f"{setup.competition.name}: {len(table.train)} train and {len(table.test)} test images "
         f"from {table.layout.root}; backbone {setup.backbone.name} {size[0]}x{size[1]}, "
-        f"{setup.recipe.folds} folds, TTA {len(setup.variants)}{views}")
+        f"{setup.recipe.folds}{kind} folds, TTA {len(setup.variants)}{views}")
+    if note:
+        log(f"folds: {note['kind']}: {note['reason']}")
 
 
 def _features(setup: RunSetup, weights: ResolvedWeights, table: ImageTable,

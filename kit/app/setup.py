@@ -43,6 +43,7 @@ class RunOptions:
     sample: int | None = None
     groups_file: Path | None = None
     groups_declared: bool = False  # groups_file is the competition's CsvGroups file
+    folds_note: dict | None = None  # {"kind", "reason", ...}: how the folds were decided
     seeds: tuple[int, ...] | None = None
     allow_missing_classes: bool = False
 

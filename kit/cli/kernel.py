@@ -68,7 +68,8 @@ def recipe_words(args: argparse.Namespace, competition: Competition) -> list[str
             continue
         if not option.kernel:
             raise InputError(f"a kernel cannot carry {option.flag}")
-        if option.name == "folds" and values["folds"] == "group" and not competition.groups:
+        if (option.name in ("folds", "fold_kind") and values[option.name] == "group"
+                and not competition.groups):
             raise InputError(f"a kernel cannot use --folds group for {competition.name}: it "
                              "declares no groups, and the groups `kit probe` inferred stay on "
                              "this machine; pass a number of folds")

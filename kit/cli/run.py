@@ -59,8 +59,9 @@ def recipe_of(args: argparse.Namespace, competition: Competition) -> Recipe:
     from kit.app.check import check_recipe
 
     recipe_names = {o.name for o in OPTIONS if o.recipe}
-    values = {k: v for k, v in given(vars(args)).items()
-              if k in recipe_names and not (k == "folds" and v == "group")}
+    values = {k: v for k, v in given(vars(args)).items() if k in recipe_names}
+    if isinstance(values.get("folds"), str):  # --folds auto|stratified|group: the kind
+        values["fold_kind"] = values.pop("folds")
     recipe = with_overrides(competition.recipe_for(demo=args.demo), values)
     if args.heads:
         if args.head is not None:
@@ -72,38 +73,27 @@ def recipe_of(args: argparse.Namespace, competition: Competition) -> Recipe:
     return recipe
 
 
-def _groups_file(args: argparse.Namespace, competition: Competition, paths: Paths,
-                 root: Path) -> tuple[Path | None, bool]:
-    """The groups file of the run and whether it is the competition's declared one."""
-    if args.folds != "group":
-        return args.groups, False
-    if args.groups is not None:
-        raise InputError("--folds group uses the competition's declared groups or the groups "
-                         "kit probe inferred; with --groups CSV pass a number of folds instead")
-    if competition.groups is not None:
-        return root / competition.groups.file, True
-    groups = paths.groups_file(competition.name, root)
-    if not groups.is_file():
-        raise InputError(
-            f"--folds group needs inferred groups, and {groups} does not exist: run "
-            f"`python -m kit probe {args.competition}` on the same data first, or pass "
-            "--groups CSV with path,group columns"
-        )
-    return groups, False
+def probe_command(args: argparse.Namespace) -> str:
+    """The `kit probe` command for the data this command reads."""
+    data = "--demo" if args.demo else f"--data {args.data}" if args.data else ""
+    return f"python -m kit probe {args.competition} {data}".rstrip()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from kit.app.folding import resolve_folding
     from kit.app.setup import DataSource, RunOptions
 
     competition = load_competition(args.competition)
     paths = paths_of(args)
     recipe = recipe_of(args, competition)  # validated here, before any data work
     root = data_root(args, competition)
-    groups_file, declared = _groups_file(args, competition, paths, root)
+    folding = resolve_folding(competition, Path(root), paths, folding=recipe.fold_kind,
+                              groups_file=args.groups, command=probe_command(args))
     options = RunOptions(competition=competition,
                          data=DataSource(root=root, demo=args.demo, demo_preset=args.demo_preset),
                          recipe=recipe, paths=paths, sample=args.sample,
-                         groups_file=groups_file, groups_declared=declared, seeds=args.seeds,
+                         groups_file=folding.groups_file, groups_declared=folding.groups_declared,
+                         folds_note=folding.to_dict(), seeds=args.seeds,
                          allow_missing_classes=bool(args.allow_missing_classes))
     solution = solution_for(args, root)
     if not args.heads:

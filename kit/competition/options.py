@@ -36,6 +36,7 @@ TTA_VIEWS: tuple[str, ...] = (
 """The test-time augmentation views, in the order `--tta N` takes them (kit.data.tta)."""
 MODES = ("features", "finetune")
 TRAININGS = ("fused", "per-fold")
+FOLD_KINDS = ("auto", "stratified", "group")
 POOLINGS = ("flatten", "avg", "max")
 AUGMENTATIONS = ("flip", "rotate", "zoom", "brightness")
 MAX_SEED = 2**32 - 1
@@ -54,13 +55,14 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_folds(text: str) -> int | str:
-    if text == "group":
+    if text in FOLD_KINDS:
         return text
     try:
         return int(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(
-            f"--folds takes a number of folds or 'group'; received {text!r}"
+            f"--folds takes a number of folds or one of {', '.join(FOLD_KINDS)}; received "
+            f"{text!r}"
         ) from error
 
 
@@ -144,6 +146,10 @@ def _lr_factor(value: object) -> str | None:
 
 def _pooling(value: object) -> str | None:
     return None if value in POOLINGS else f"one of {', '.join(POOLINGS)}"
+
+
+def _fold_kind(value: object) -> str | None:
+    return None if value in FOLD_KINDS else f"one of {', '.join(FOLD_KINDS)}"
 
 
 def _training(value: object) -> str | None:
@@ -260,9 +266,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("pooling", str, "flatten, avg or max", check=_pooling),
     _o("hidden", int, "units of the head's hidden layer", metavar="N", check=int_at_least(1)),
     _o("dropout", float, "dropout rate of the head, in [0, 1)", metavar="P", check=_fraction),
-    _o("folds", parse_folds, "number of stratified folds, or 'group' for group K-fold over the "
-       "groups `kit probe` inferred", metavar="K|group",
+    _o("folds", parse_folds, "number of folds; or their kind: auto (the default: decided from the "
+       "competition's groups and what `kit probe` found), stratified or group",
+       metavar="K|auto|stratified|group",
        check=int_at_least(2, "K-fold needs at least two folds")),
+    _o("fold_kind", str, "auto, stratified or group (the same as --folds KIND)",
+       check=_fold_kind),
     _o("tta", int, "test-time augmentation passes", metavar="N",
        check=int_between(1, len(TTA_VIEWS), f"the first views of {', '.join(TTA_VIEWS)}")),
     _o("seed", int, "random seed", metavar="S", check=int_between(0, MAX_SEED)),
@@ -313,7 +322,7 @@ def given(values: Mapping[str, Any]) -> dict[str, Any]:
     return {o.name: values[o.name] for o in OPTIONS if values.get(o.name) is not None}
 
 
-__all__ = ["AUGMENTATIONS", "MAX_SEED", "MODES", "OPTIONS", "POOLINGS", "TRAININGS", "TTA_VIEWS",
-           "Option",
+__all__ = ["AUGMENTATIONS", "FOLD_KINDS", "MAX_SEED", "MODES", "OPTIONS", "POOLINGS", "TRAININGS",
+           "TTA_VIEWS", "Option",
            "field_error", "flag_error", "given", "option", "parse_augment", "parse_folds",
            "parse_names", "parse_seeds", "parse_size", "recipe_options"]

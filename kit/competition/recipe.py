@@ -27,6 +27,8 @@ class Recipe:
     hidden: int = 256
     dropout: float = 0.5
     folds: int = 5
+    # How the folds are drawn (kit.app.folding): decided from evidence, or forced.
+    fold_kind: str = "auto"
     tta: int = 1
     seed: int = 0
     epochs: int = 30

@@ -33,6 +33,7 @@ from kit.probes.attention import AttentionResult, skipped_attention
 from kit.probes.attention_run import run_attention
 from kit.probes.crossval import make_folds, usable_folds
 from kit.probes.duplicates import DuplicatesResult, calibrate, find_duplicates
+from kit.probes.evidence import CLUSTERS_CSV
 from kit.probes.groups import GroupsResult, compare_cv, fit_predict, infer_groups, merge_pairs
 from kit.probes.imagestats import ImageStats, Unreadable, read_image_stats
 from kit.probes.runs import FinishedRun, cached_features, find_run, pool_features
@@ -156,6 +157,34 @@ def _run_duplicates(good: pd.DataFrame, stats: ImageStats, competition: Competit
         folds = dict(zip(train["path"], fold.tolist(), strict=True))
     return find_duplicates(list(good["path"]), list(good["split"]), stats.phash, stats.gray,
                            thresholds, folds=folds)
+
+
+def duplicate_clusters(paths: list[str], pairs: list[tuple[str, str]]) -> list[str]:
+    """A cluster id per path: paths joined by a near-duplicate pair share one (union-find);
+    a path in no pair is its own cluster."""
+    parent = {p: p for p in paths}
+
+    def find(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for a, b in pairs:
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+    return [find(p) for p in paths]
+
+
+def _write_clusters(request: ProbeRequest, layout: Layout,
+                    duplicates: DuplicatesResult) -> None:
+    """`clusters.csv` (path,group) of every training image: what `run --folds auto` keeps in
+    one fold when there are near-duplicates inside train."""
+    paths = list(layout.train["path"])
+    pairs = [(p.a, p.b) for p in duplicates.pairs if p.kind == "within_train"]
+    frame = pd.DataFrame({"path": paths, "group": duplicate_clusters(paths, pairs)})
+    folder = request.paths.probe_dir(request.competition.name, layout.root)
+    atomic_write_text(folder / CLUSTERS_CSV, frame.to_csv(index=False, lineterminator="\n"))
 
 
 def _restrict(stats: ImageStats, usable: np.ndarray) -> ImageStats:
@@ -346,6 +375,7 @@ def _run_probes(request: ProbeRequest, *, log: Log) -> ProbeReport:
                          "2 training and 2 test images")
     size = timed("size", lambda: _run_size(layout, sizes, competition, settings))
     duplicates = timed("duplicates", lambda: _run_duplicates(good, stats, competition, settings))
+    _write_clusters(request, layout, duplicates)
     features = timed("features", lambda: _features(run, good, stats, request.paths))
     groups = timed("groups", lambda: _run_groups(request, layout, good, stats, features,
                                                  duplicates))

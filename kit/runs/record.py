@@ -30,7 +30,7 @@ SUMMARY_KEYS = ("competition", "run_id", "submission", "cv_log_loss", "prior_log
 OPTIONAL_SUMMARY_KEYS = ("metric", "cv_score", "bbox_iou", "pseudo_label")
 DETAIL_KEYS = ("created", "data", "config", "config_hash", "run_dir", "backbone", "clip_choice",
                "head_inputs", "features", "unreadable", "versions", "predictions")
-OPTIONAL_DETAIL_KEYS = ("training", "comparison")
+OPTIONAL_DETAIL_KEYS = ("folds", "training", "comparison")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +71,7 @@ class RunRecord:
     unreadable: Mapping[str, Any] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
     predictions: Mapping[str, str] = field(default_factory=dict)
+    folds: Mapping[str, Any] | None = None  # {"kind", "reason", "groups_file"}: how folded
     training: Mapping[str, Any] | None = None  # {"path": "fused" | "per-fold", "reason": ...}
     comparison: tuple[Mapping[str, Any], ...] | None = None
     schema_version: int = SCHEMA_VERSION
