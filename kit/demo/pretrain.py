@@ -73,7 +73,7 @@ def ensure_demo_weights(competition: Competition, paths: Paths, *, preset: str =
 
     k = keras()
     log(f"pretraining the demo base on {config.n_images} generated images "
-        f"(its own seed and boats; cached in {path.parent})")
+        f"(drawn apart from the scored images, from its own seed; cached in {path.parent})")
     corpus = demo_module(competition).corpus(config.n_images, seed=config.seed, size=config.size)
     set_seed(config.seed)
     width, height = config.size
