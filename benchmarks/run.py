@@ -548,6 +548,7 @@ EXTERNAL: tuple[tuple[str, str, bool], ...] = (
     ("report_speed", "report_seconds_500", False),
     ("finetune_speed", "finetune_images_per_s", True),
     ("finetune_speed", "head_train_images_per_s", True),
+    ("backbones", "backbone_images_per_s", True),
 )
 
 

@@ -113,6 +113,14 @@ BLOCKS = {
     "mobilenet_v3_small": (32, 12, r"expanded_conv(_\d+)?"),
     "efficientnet_b0": (32, 17, r"block\d[a-z]"),
     "demo_cnn": (32, 4, r"block\d"),
+    "convnext_tiny": (32, 19, r"convnext_tiny_stage_\d_block_\d+"),
+    "convnext_small": (32, 37, r"convnext_small_stage_\d_block_\d+"),
+    "convnext_base": (32, 37, r"convnext_base_stage_\d_block_\d+"),
+    "efficientnet_v2_b0": (32, 22, r"block\d[a-z]"),
+    "efficientnet_v2_s": (32, 41, r"block\d[a-z]"),
+    "efficientnet_v2_m": (32, 58, r"block\d[a-z]"),
+    "resnet50_v2": (32, 18, r"conv\d_block\d+"),
+    "densenet121": (32, 60, r"conv\d_block\d+"),
 }
 
 

@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 COMMANDS: tuple[str, ...] = ("kit.cli.run", "kit.cli.demo", "kit.cli.score", "kit.cli.probe",
                              "kit.cli.download", "kit.cli.submit", "kit.cli.leaderboard",
-                             "kit.cli.kernel", "kit.cli.report")
+                             "kit.cli.kernel", "kit.cli.report", "kit.cli.backbones")
 Handler = Callable[[argparse.Namespace], int]
 
 

@@ -225,8 +225,10 @@ def _o(name: str, parse: Callable[[str], Any], help: str, **kwargs: Any) -> Opti
 
 
 OPTIONS: tuple[Option, ...] = (
-    _o("backbone", str, "conv base (vgg16, resnet50, inception_v3, xception, "
-       "mobilenet_v3_small, efficientnet_b0, demo_cnn)", check=_name),
+    _o("backbone", str, "conv base (vgg16, resnet50, resnet50_v2, densenet121, inception_v3, "
+       "xception, mobilenet_v3_small, efficientnet_b0, efficientnet_v2_b0, efficientnet_v2_s, "
+       "efficientnet_v2_m, convnext_tiny, convnext_small, convnext_base, demo_cnn; see "
+       "docs/backbones.md and `kit backbones`)", check=_name),
     _o("weights", str, "imagenet, none, or PATH to a weights file", check=_name),
     _o("input_size", parse_size, "input size of the conv base, e.g. 224x224", metavar="WxH",
        check=_size_or_none),

@@ -46,6 +46,9 @@ class Backbone:
             names, marking the last layer of each block that `--mode finetune` can unfreeze
             (kit.cv.finetune.finetune_blocks). Layers before the first match belong to the first
             block; layers after the last match form one more, final block.
+        imagenet_top1: ImageNet top-1 accuracy in percent of the Keras ImageNet weights, as
+            Keras publishes it (None when it publishes none, or for a base without them).
+        top1_source: where `imagenet_top1` comes from.
     """
 
     name: str
@@ -56,43 +59,118 @@ class Backbone:
     imagenet_file: str | None = None
     feature_layer: str | None = None
     block_end: str
+    imagenet_top1: float | None = None
+    top1_source: str | None = None
 
 
-def backbone_registry() -> Registry[Backbone]:
-    """The registry of known backbones (a new registry each call; records are immutable)."""
-    registry: Registry[Backbone] = Registry("backbone")
-    for record in (
+KERAS_TABLE = "keras.io/api/applications (table of available models)"
+MOBILENET_V3_DOC = ("Keras MobileNetV3 docstring table (mobilenet_v3_small_1.0_224); the "
+                    "keras.io table has no MobileNetV3 row")
+CONVNEXT_TABLE = ("keras.io/api/applications (ConvNeXt rows; base: pretrained on ImageNet-21k, "
+                  "then fine-tuned on ImageNet-1k)")
+
+
+def _classic_backbones() -> tuple[Backbone, ...]:
+    """The 2014-2019 bases, and the demo's own."""
+    return (
         Backbone(name="vgg16", keras_name="VGG16", preprocess="vgg16", input_size=(224, 224),
                  imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 block_end=r"block\d_pool"),
+                 block_end=r"block\d_pool", imagenet_top1=71.3, top1_source=KERAS_TABLE),
         Backbone(name="resnet50", keras_name="ResNet50", preprocess="resnet50",
                  input_size=(224, 224),
                  imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 block_end=r"pool1_pool|conv\d_block\d+_out"),
+                 block_end=r"pool1_pool|conv\d_block\d+_out", imagenet_top1=74.9,
+                 top1_source=KERAS_TABLE),
         Backbone(name="inception_v3", keras_name="InceptionV3", preprocess="inception_v3",
                  input_size=(299, 299), min_size=75,
                  imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 block_end=r"mixed\d+"),
+                 block_end=r"mixed\d+", imagenet_top1=77.9, top1_source=KERAS_TABLE),
         Backbone(name="xception", keras_name="Xception", preprocess="xception",
                  input_size=(299, 299), min_size=71,
                  imagenet_file="xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  # the residual adds end blocks 2-13 (the first block also holds block 1);
                  # Keras numbers them add, add_1, ...; the layers after the last are block 14
-                 block_end=r"add(_\d+)?"),
+                 block_end=r"add(_\d+)?", imagenet_top1=79.0, top1_source=KERAS_TABLE),
         Backbone(name="mobilenet_v3_small", keras_name="MobileNetV3Small", preprocess="builtin",
                  input_size=(224, 224),
                  imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
                  # one block per expanded_conv: it ends at its residual add where it has one
                  # (blocks 2, 4, 5, 7, 9, 10), else at its project_bn; conv_1 layers follow
-                 block_end=r"expanded_conv(_[1368])?_project_bn|expanded_conv_\d+_add"),
+                 block_end=r"expanded_conv(_[1368])?_project_bn|expanded_conv_\d+_add",
+                 imagenet_top1=68.1, top1_source=MOBILENET_V3_DOC),
         Backbone(name="efficientnet_b0", keras_name="EfficientNetB0", preprocess="builtin",
                  input_size=(224, 224), imagenet_file="efficientnetb0_notop.h5",
                  # one block per blockXy: the first of each stage (a) has no residual add and
                  # ends at its project_bn, the others end at their add; top_* layers follow
-                 block_end=r"block\da_project_bn|block\d[b-z]_add"),
+                 block_end=r"block\da_project_bn|block\d[b-z]_add", imagenet_top1=77.1,
+                 top1_source=KERAS_TABLE),
         Backbone(name="demo_cnn", keras_name=None, preprocess="builtin", input_size=(64, 64),
                  min_size=16, block_end=r"block\d_pool"),
-    ):
+    )
+
+
+def _convnext(size: str, top1: float) -> Backbone:
+    """ConvNeXt-`size` (Liu et al. 2022): it normalises its own 0-255 input.
+
+    One block per ConvNeXt block: its layers are prefixed `convnext_<size>_stage_S_block_B_` and
+    it ends at its `_identity` layer (the residual add is an operation, not a layer); each
+    stage's downsampling layer opens the next stage's first block; the final LayerNormalization
+    is the last block.
+    """
+    return Backbone(name=f"convnext_{size}", keras_name=f"ConvNeXt{size.capitalize()}",
+                    preprocess="builtin", input_size=(224, 224),
+                    imagenet_file=f"convnext_{size}_notop.h5",
+                    block_end=rf"convnext_{size}_stage_\d_block_\d+_identity",
+                    imagenet_top1=top1, top1_source=CONVNEXT_TABLE)
+
+
+def _efficientnet_v2(variant: str, side: int, top1: float, block_end: str) -> Backbone:
+    """EfficientNetV2-`variant` (Tan and Le 2021): it rescales its own 0-255 input.
+
+    One block per blockXy, as for EfficientNet: a block with a residual add ends at it, the
+    others (the first of each stage) at their projection; the top_* layers are the last block.
+    """
+    return Backbone(name=f"efficientnet_v2_{variant}",
+                    keras_name=f"EfficientNetV2{variant.upper()}", preprocess="builtin",
+                    input_size=(side, side),
+                    imagenet_file=f"efficientnetv2-{variant}_notop.h5",
+                    block_end=block_end, imagenet_top1=top1, top1_source=KERAS_TABLE)
+
+
+def _modern_backbones() -> tuple[Backbone, ...]:
+    """The bases of this decade (ConvNeXt, EfficientNetV2) and two strong older transfer bases."""
+    return (
+        _convnext("tiny", 81.3),
+        _convnext("small", 82.3),
+        _convnext("base", 85.3),
+        # B0's stage 1 (block1a) changes width, so it has no add and ends at its projection's
+        # activation; S and M's block1a keeps its width and ends at its add
+        _efficientnet_v2("b0", 224, 78.7, r"block1a_project_activation|block[2-9]a_project_bn"
+                                          r"|block\d[b-z]_add"),
+        _efficientnet_v2("s", 384, 83.9, r"block[2-9]a_project_bn|block\d[a-z]_add"),
+        _efficientnet_v2("m", 480, 85.3, r"block[2-9]a_project_bn|block\d[a-z]_add"),
+        Backbone(name="resnet50_v2", keras_name="ResNet50V2", preprocess="resnet_v2",
+                 input_size=(224, 224),
+                 imagenet_file="resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 # as resnet50: the stem, then one block per residual unit; post_bn and
+                 # post_relu (pre-activation ResNets normalise after the last unit) follow
+                 block_end=r"pool1_pool|conv\d_block\d+_out", imagenet_top1=76.0,
+                 top1_source=KERAS_TABLE),
+        Backbone(name="densenet121", keras_name="DenseNet121", preprocess="densenet",
+                 input_size=(224, 224),
+                 imagenet_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 # the stem ends at pool1, then one block per dense layer (it ends at its
+                 # concat); a transition (poolN_*) opens the next dense block's first; the
+                 # final bn and relu follow
+                 block_end=r"pool1|conv\d_block\d+_concat", imagenet_top1=75.0,
+                 top1_source=KERAS_TABLE),
+    )
+
+
+def backbone_registry() -> Registry[Backbone]:
+    """The registry of known backbones (a new registry each call; records are immutable)."""
+    registry: Registry[Backbone] = Registry("backbone")
+    for record in (*_classic_backbones(), *_modern_backbones()):
         registry.register(record.name, record)
     return registry
 
