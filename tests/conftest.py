@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -14,8 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 FISH = ("ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK", "YFT")
 
 
-# Hypothesis keeps no example database in the repository (tests write only in their tmp folders).
-settings.register_profile("kit", database=None)
+# Hypothesis keeps no example database in the repository (tests write only in their tmp folders),
+# and no deadline: on a shared 2-core machine an example's time says nothing about its behaviour.
+# Its cache of constants (written even without a database) goes to the system tmp folder too.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "kit-tests-hypothesis")
+)
+settings.register_profile("kit", database=None, deadline=None)
 settings.load_profile("kit")
 SKIPPED = {".git", ".venv", "venv", "__pycache__", ".ruff_cache", ".import_linter_cache"}
 
