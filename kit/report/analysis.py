@@ -1,12 +1,14 @@
 """What the report computes from a run's out-of-fold predictions: pure functions, no I/O.
 
-Smoothing of learning curves, the confusion matrix, per-class figures, the examples shown in the
-image grids, and the image-size-by-class table. (Whether the size *leaks* the class is the size
-probe's verdict, `kit.probes.size.size_probe`, so the report and `kit probe` agree.)
+Smoothing of learning curves, the confusion matrix and its most confused pairs, per-class
+figures, which classes and examples the image grids show, and the image-size-by-class table.
+(Whether the size *leaks* the class is the size probe's verdict, `kit.probes.size.size_probe`,
+so the report and `kit probe` agree.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +110,41 @@ def per_class(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> pd.D
     return pd.DataFrame(rows)
 
 
+def worst_classes(stats: pd.DataFrame, limit: int) -> tuple[int, ...]:
+    """The classes the per-class grids show: every class, in class order, when there are at
+    most `limit`; otherwise the `limit` with the highest mean OOF log loss, worst first (ties
+    in class order; classes without OOF rows last).
+
+    Args:
+        stats: :func:`per_class` of the run (one row per class, in class order).
+        limit: How many classes at most, >= 1.
+    """
+    if len(stats) <= limit:
+        return tuple(range(len(stats)))
+    loss = stats["log_loss"].to_numpy(dtype=np.float64)
+    order = np.argsort(-np.nan_to_num(loss, nan=-np.inf), kind="stable")
+    return tuple(int(k) for k in order[:limit])
+
+
+def most_confused(counts: np.ndarray, classes: list[str], n: int) -> pd.DataFrame:
+    """The `n` most frequent (true, predicted) pairs of different classes, most first.
+
+    Returns:
+        Columns `true`, `predicted`, `count` and `share` (of the true class's images); pairs
+        that never occur are left out, ties keep (true, predicted) order.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:n]
+    flat = flat[off.ravel()[flat] > 0]
+    true, pred = np.unravel_index(flat, counts.shape)
+    shares = normalise_rows(counts)[true, pred]
+    return pd.DataFrame({"true": [classes[k] for k in true],
+                         "predicted": [classes[k] for k in pred],
+                         "count": off[true, pred], "share": shares})
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExamplePicks:
     """Row indexes of the OOF predictions shown in the image grids.
@@ -140,7 +177,8 @@ def _top(rows: np.ndarray, key: np.ndarray, n: int) -> tuple[int, ...]:
 
 
 def pick_examples(y_true: np.ndarray, probs: np.ndarray, *, n_random: int = 8,
-                  n_per_class: int = 3, n_uncertain: int = 8, seed: int = 0) -> ExamplePicks:
+                  n_per_class: int = 3, n_uncertain: int = 8, seed: int = 0,
+                  classes: Sequence[int] | None = None) -> ExamplePicks:
     """Choose the OOF rows for the image grids (seeded, so a report is reproducible).
 
     Args:
@@ -150,6 +188,7 @@ def pick_examples(y_true: np.ndarray, probs: np.ndarray, *, n_random: int = 8,
         n_per_class: How many most confident right and wrong rows per true class.
         n_uncertain: How many rows with the lowest top probability.
         seed: Seed of the random picks.
+        classes: The class indexes that get per-class picks, in this order (default: all).
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -164,14 +203,14 @@ def pick_examples(y_true: np.ndarray, probs: np.ndarray, *, n_random: int = 8,
         chosen = rng.choice(rows, size=min(n_random, len(rows)), replace=False)
         return tuple(int(r) for r in np.sort(chosen))
 
-    n_classes = probs.shape[1]
+    chosen = range(probs.shape[1]) if classes is None else [int(k) for k in classes]
     return ExamplePicks(
         random_correct=sample(right),
         random_wrong=sample(wrong),
         confident_correct={k: _top(right[y_true[right] == k], p_true, n_per_class)
-                           for k in range(n_classes)},
+                           for k in chosen},
         confident_wrong={k: _top(wrong[y_true[wrong] == k], top, n_per_class)
-                         for k in range(n_classes)},
+                         for k in chosen},
         uncertain=tuple(int(r) for r in np.argsort(top, kind="stable")[:n_uncertain]),
     )
 

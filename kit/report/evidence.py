@@ -16,6 +16,7 @@ from kit.report.analysis import size_by_class
 from kit.report.cam import CamUnavailableError, compute_cams
 from kit.report.html import Picture, Section, esc, figure, fmt, key_values, paragraph, rich, table
 from kit.report.leakage import ProbeFindings
+from kit.report.limits import MAX_ANNOTATED_CLASSES
 from kit.report.plots import Tile, size_heatmap, tile_grid, to_png
 from kit.report.sections import SECTION_IDS, Context, unavailable
 
@@ -27,11 +28,12 @@ MAX_PAIRS = 8
 
 
 def _cam_rows(ctx: Context) -> list[list[int | None]]:
-    """Per true class: its most confident right and most confident wrong OOF row."""
+    """Per true class of the grids (`ctx.grid_classes`): its most confident right and most
+    confident wrong OOF row."""
     picks = ctx.picks
     return [[(picks.confident_correct.get(k) or (None,))[0],
              (picks.confident_wrong.get(k) or (None,))[0]]
-            for k in range(len(ctx.data.classes))]
+            for k in ctx.grid_classes]
 
 
 def _image_sizes(ctx: Context) -> dict[str, tuple[int, int]]:
@@ -106,12 +108,12 @@ def cam_section(ctx: Context) -> tuple[Section, list[Picture]]:
             cells.append(ctx.tile(row, heat=cams.map_of(row), with_boxes=True, extra=extra))
         tiles.append(cells)
     picture = Picture(
-        name="cam.png", png=to_png(tile_grid(tiles, row_labels=data.classes)),
+        name="cam.png", png=to_png(tile_grid(tiles, row_labels=ctx.grid_labels)),
         alt=f"class activation maps of the predicted class: {ctx.alt(shown_rows)}",
         caption="Rows: true class; left: its most confident right prediction, right: its most "
                 "confident wrong one. Heat: Grad-CAM of the predicted class (red: most "
                 "evidence; each map scaled to its own maximum); green rectangle: the annotated "
-                "fish box.")
+                "fish box." + (" " + ctx.grid_note() if ctx.grid_note() else ""))
     grid = "x".join(str(v) for v in cams.maps.shape[1:])
     parts = [paragraph(
         "Grad-CAM of each image's predicted class, computed by the head of the fold that held "
@@ -158,11 +160,16 @@ def size_leak_html(table_: pd.DataFrame, classes: list[str]) -> tuple[str, list[
         classes: Class names in column order.
     """
     counts = size_by_class(table_, classes)
-    picture = Picture(name="size_by_class.png", png=to_png(size_heatmap(counts, classes,
-                                                                        max_rows=MAX_SIZE_ROWS)),
+    annotate = len(classes) <= MAX_ANNOTATED_CLASSES
+    notes = [f"Showing the {MAX_SIZE_ROWS} most frequent of {len(counts)} sizes."
+             if len(counts) > MAX_SIZE_ROWS else "",
+             "" if annotate else f"With {len(classes)} classes the class cells carry no counts "
+             f"(above {MAX_ANNOTATED_CLASSES} classes they would be too small to read)."]
+    picture = Picture(name="size_by_class.png",
+                      png=to_png(size_heatmap(counts, classes, max_rows=MAX_SIZE_ROWS,
+                                              annotate=annotate)),
                       alt=f"image size by class heatmap: {len(counts)} sizes",
-                      caption=(f"Showing the {MAX_SIZE_ROWS} most frequent of {len(counts)} "
-                               "sizes." if len(counts) > MAX_SIZE_ROWS else ""))
+                      caption=" ".join(n for n in notes if n))
     try:
         size = _size_result(table_, classes)
     except ValueError as error:

@@ -20,6 +20,10 @@ WRONG = "#c62828"
 NEUTRAL = "#333333"
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
+# Heat maps of many classes (no cell numbers): one cell per class per this many inches, with
+# tick labels this small (points), so each class name still sits beside its own row.
+SMALL_CELL_INCHES = 0.12
+SMALL_FONT = 5
 
 
 def _figure(width: float, height: float):
@@ -74,16 +78,21 @@ def learning_curves(histories: Sequence[FoldHistory], smoothing: float):
 # ---------------------------------------------------------------- confusion and classes
 
 
-def _matrix(ax, values: np.ndarray, labels: list[str], *, fmt: str, title: str,
-            cmap: str = "Blues", xlabels: list[str] | None = None, vmax: float | None = None):
+def _matrix(ax, values: np.ndarray, labels: list[str], *, fmt: str | None, title: str,
+            cmap: str = "Blues", xlabels: list[str] | None = None, vmax: float | None = None,
+            fontsize: float = 9):
+    """A heat map with class ticks; a number in each cell unless `fmt` is None."""
     ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
     xlabels = labels if xlabels is None else xlabels
-    ax.set_xticks(range(len(xlabels)), xlabels, rotation=45, ha="right", fontsize=9)
-    ax.set_yticks(range(len(labels)), labels, fontsize=9)
+    ax.set_xticks(range(len(xlabels)), xlabels, rotation=45 if fmt else 90,
+                  ha="right" if fmt else "center", fontsize=fontsize)
+    ax.set_yticks(range(len(labels)), labels, fontsize=fontsize)
     top = vmax if vmax is not None else (values.max() if values.size else 0)
-    for (i, j), value in np.ndenumerate(values):
-        colour = "white" if top and value > 0.6 * top else "black"
-        ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=8.5, color=colour)
+    if fmt is not None:
+        for (i, j), value in np.ndenumerate(values):
+            colour = "white" if top and value > 0.6 * top else "black"
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=8.5,
+                    color=colour)
     ax.set_title(title, fontsize=10)
 
 
@@ -101,11 +110,27 @@ def confusion_matrices(counts: np.ndarray, classes: list[str]):
     return fig
 
 
-def per_class_bars(table: pd.DataFrame):
-    """Per class: mean OOF log loss and accuracy, with the support in the tick labels."""
-    fig = _figure(10.0, 3.0)
+def confusion_heatmap(counts: np.ndarray, classes: list[str]):
+    """The row-normalised confusion matrix of many classes: colours only, no cell numbers
+    (rows: true class), in small cells so the figure stays a screen or two wide."""
+    size = 2.5 + SMALL_CELL_INCHES * len(classes)
+    fig = _figure(size + 1.0, size)
+    ax = fig.subplots(1, 1)
+    _matrix(ax, normalise_rows(counts), classes, fmt=None, vmax=1.0, fontsize=SMALL_FONT,
+            title="share of each true class (colour only; most confused pairs in the table)")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(ax.images[0], ax=ax, shrink=0.5)
+    return fig
+
+
+def per_class_bars(table: pd.DataFrame, *, rotate: bool = False):
+    """Per class: mean OOF log loss and accuracy, with the support in the tick labels
+    (`rotate`: vertical tick labels, for many or long class names)."""
+    fig = _figure(10.0, 5.0 if rotate else 3.0)
     left, right = fig.subplots(1, 2)
-    names = [f"{c}\n(n={s})" for c, s in zip(table["class"], table["support"], strict=True)]
+    sep = " " if rotate else "\n"
+    names = [f"{c}{sep}(n={s})" for c, s in zip(table["class"], table["support"], strict=True)]
     x = np.arange(len(table))
     left.bar(x, table["log_loss"].fillna(0.0), color=WRONG)
     left.set_title("mean log loss (lower is better)", fontsize=10)
@@ -113,7 +138,7 @@ def per_class_bars(table: pd.DataFrame):
     right.set_ylim(0, 1)
     right.set_title("accuracy", fontsize=10)
     for ax in (left, right):
-        ax.set_xticks(x, names, fontsize=7)
+        ax.set_xticks(x, names, fontsize=7, rotation=90 if rotate else 0)
         ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -188,24 +213,33 @@ def tile_grid(rows: Sequence[Sequence[Tile | None]], *, row_labels: Sequence[str
 # ---------------------------------------------------------------- leakage
 
 
-def size_heatmap(counts: pd.DataFrame, classes: list[str], *, max_rows: int = 25):
-    """Image sizes (rows) by class, as each size's class mix; test splits' counts beside."""
+def size_heatmap(counts: pd.DataFrame, classes: list[str], *, max_rows: int = 25,
+                 annotate: bool = True):
+    """Image sizes (rows) by class, as each size's class mix; test splits' counts beside.
+
+    `annotate=False` (many classes) leaves the class cells without their counts and draws them
+    narrow; the few test-split columns keep theirs."""
     shown = counts.head(max_rows)
     class_part = shown[[c for c in classes if c in shown.columns]].to_numpy()
     split_cols = [c for c in shown.columns if c not in classes]
     height = 1.5 + 0.32 * len(shown)
-    width_ratios = [max(1, len(classes)), max(1, len(split_cols))] if split_cols else [1]
-    fig = _figure(3.0 + 0.7 * (len(classes) + len(split_cols)), height)
+    cell = 0.7 if annotate else SMALL_CELL_INCHES
+    widths = [cell * max(1, len(classes)), 0.7 * max(1, len(split_cols))]
+    width_ratios = widths if split_cols else [1]
+    fig = _figure(3.0 + cell * len(classes) + 0.7 * len(split_cols), height)
     axes = fig.subplots(1, len(width_ratios), squeeze=False,
                         gridspec_kw={"width_ratios": width_ratios})[0]
     mix = normalise_rows(class_part)
     axes[0].imshow(mix, cmap="Reds", vmin=0, vmax=1, aspect="auto")
-    axes[0].set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     axes[0].set_yticks(range(len(shown)), list(shown.index), fontsize=8)
-    for (i, j), value in np.ndenumerate(class_part):
-        if value:
-            axes[0].text(j, i, str(value), ha="center", va="center", fontsize=7,
-                         color="white" if mix[i, j] > 0.6 else "black")
+    if annotate:
+        axes[0].set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+        for (i, j), value in np.ndenumerate(class_part):
+            if value:
+                axes[0].text(j, i, str(value), ha="center", va="center", fontsize=7,
+                             color="white" if mix[i, j] > 0.6 else "black")
+    else:
+        axes[0].set_xticks(range(len(classes)), classes, rotation=90, fontsize=SMALL_FONT)
     axes[0].set_title("training images per size and class\n(colour: share of the size's images)",
                       fontsize=9)
     axes[0].set_ylabel("image size (WxH)")

@@ -13,13 +13,16 @@ from kit.probes.boxes import Box
 from kit.report.analysis import (
     ExamplePicks,
     confusion,
+    most_confused,
     per_class,
 )
 from kit.report.data import RunData
 from kit.report.html import Picture, Section, esc, figure, fmt, paragraph, table
 from kit.report.images import Thumb, caption, thumbnail
+from kit.report.limits import MAX_ANNOTATED_CLASSES, TOP_CONFUSED_PAIRS
 from kit.report.plots import (
     Tile,
+    confusion_heatmap,
     confusion_matrices,
     learning_curves,
     per_class_bars,
@@ -34,13 +37,16 @@ SECTION_IDS = ("learning-curves", "predictions", "examples", "cam", "leakage", "
 class Context:
     """What several sections share: the run, its OOF arrays, picks, table and thumbnails.
 
-    Only the thumbnail cache changes: it fills as sections ask for images.
+    `grid_classes` are the class indexes the per-class grids show, in row order (all classes,
+    or the worst few of a many-class run: `kit.report.analysis.worst_classes`). Only the
+    thumbnail cache changes: it fills as sections ask for images.
     """
 
     data: RunData
     y_true: np.ndarray
     probs: np.ndarray
     picks: ExamplePicks
+    grid_classes: tuple[int, ...]
     table: pd.DataFrame | None
     boxes: dict[str, tuple[Box, ...]]  # by training path (`train/ALB/img_00003.jpg`)
     thumbs: dict[str, Thumb] = field(default_factory=dict)
@@ -84,6 +90,20 @@ class Context:
         return Tile(image=thumb.image, caption=text + extra, right=true == pred, heat=heat,
                     boxes=boxes)
 
+    @property
+    def grid_labels(self) -> list[str]:
+        """Row labels of the per-class grids."""
+        return [self.data.classes[k] for k in self.grid_classes]
+
+    def grid_note(self) -> str:
+        """The sentence saying which classes the per-class grids show ("" when all)."""
+        n, total = len(self.grid_classes), len(self.data.classes)
+        if n == total:
+            return ""
+        return (f"With {total} classes, the per-class grids show {n} of them: the {n} with the "
+                "highest mean out-of-fold log loss, worst first; the per-class table lists "
+                "every class.")
+
     def alt(self, rows: list[int]) -> str:
         """Alt text listing each tile: file, true class, predicted class and probability."""
         classes = self.data.classes
@@ -124,23 +144,62 @@ def learning_section(data: RunData, smoothing: float) -> tuple[Section, list[Pic
 # ---------------------------------------------------------------- 2. predictions
 
 
+def _confusion_html(counts: np.ndarray, classes: list[str]) -> tuple[str, Picture]:
+    """The confusion matrix: numbered cells up to `MAX_ANNOTATED_CLASSES` classes; above, an
+    unnumbered heat map and the most confused pairs table."""
+    where = "Rows: true class; columns: predicted class (argmax of the OOF probabilities)."
+    if len(classes) <= MAX_ANNOTATED_CLASSES:
+        matrix = Picture(name="confusion.png", png=to_png(confusion_matrices(counts, classes)),
+                         alt="confusion matrix of the out-of-fold predictions, counts and shares",
+                         caption=where)
+        return figure(matrix), matrix
+    matrix = Picture(name="confusion.png", png=to_png(confusion_heatmap(counts, classes)),
+                     alt="confusion matrix of the out-of-fold predictions, shares of each true "
+                         "class, without numbers",
+                     caption=f"{where} Colour: share of the true class's images. With "
+                             f"{len(classes)} classes the cells carry no numbers (above "
+                             f"{MAX_ANNOTATED_CLASSES} classes they would be too small to read); "
+                             "the most confused pairs below give them.")
+    pairs = most_confused(counts, classes, TOP_CONFUSED_PAIRS)
+    if pairs.empty:
+        return figure(matrix) + paragraph("No out-of-fold prediction was wrong."), matrix
+    rows = [[r["true"], r["predicted"], r["count"], f"{r['share']:.0%}"]
+            for r in pairs.to_dict("records")]
+    return (figure(matrix) + "<h3>Most confused pairs</h3>"
+            + paragraph(f"The {len(pairs)} most frequent wrong (true class, predicted class) "
+                        "pairs of the out-of-fold predictions, most first.")
+            + table(["true class", "predicted class", "images", "share of the true class"],
+                    rows, text_columns=(0, 1))), matrix
+
+
+def _bars(ctx: Context, stats: pd.DataFrame) -> Picture:
+    shown = list(ctx.grid_classes)
+    if len(shown) == len(stats):
+        return Picture(name="per_class.png", png=to_png(per_class_bars(stats)),
+                       alt="per-class log loss and accuracy", caption="")
+    return Picture(name="per_class.png",
+                   png=to_png(per_class_bars(stats.iloc[shown].reset_index(drop=True),
+                                             rotate=True)),
+                   alt=f"log loss and accuracy of the {len(shown)} classes with the highest log "
+                       "loss",
+                   caption=f"The {len(shown)} of {len(stats)} classes with the highest mean "
+                           "out-of-fold log loss, worst first; the table above lists every "
+                           "class.")
+
+
 def predictions_section(ctx: Context) -> tuple[Section, list[Picture]]:
     classes = ctx.data.classes
     counts = confusion(ctx.y_true, ctx.probs.argmax(axis=1), len(classes))
     stats = per_class(ctx.y_true, ctx.probs, classes)
-    matrix = Picture(name="confusion.png", png=to_png(confusion_matrices(counts, classes)),
-                     alt="confusion matrix of the out-of-fold predictions, counts and shares",
-                     caption="Rows: true class; columns: predicted class (argmax of the OOF "
-                             "probabilities).")
-    bars = Picture(name="per_class.png", png=to_png(per_class_bars(stats)),
-                   alt="per-class log loss and accuracy", caption="")
+    matrix_html, matrix = _confusion_html(counts, classes)
+    bars = _bars(ctx, stats)
     accuracy = float((ctx.probs.argmax(axis=1) == ctx.y_true).mean())
     rows = [[r["class"], r["support"], r["correct"], r["accuracy"], r["precision"],
              r["log_loss"], r["share_of_loss"]] for r in stats.to_dict("records")]
     body = (
         paragraph(f"{len(ctx.y_true)} out-of-fold predictions; accuracy {accuracy:.3f}; "
                   f"log loss {fmt(ctx.data.record.cv_log_loss)}.")
-        + figure(matrix)
+        + matrix_html
         + "<h3>Per class</h3>"
         + table(["class", "support", "correct", "accuracy", "precision", "log loss",
                  "share of total loss"], rows)
@@ -157,20 +216,22 @@ def _grid(ctx: Context, name: str, title: str, rows: list[list[int | None]],
           row_labels: list[str] | None = None) -> tuple[str, Picture | None]:
     shown = [r for line in rows for r in line if r is not None]
     if not shown:
-        return f"<h3>{esc(title)}</h3>" + paragraph("No such images in this run."), None
+        bounded = row_labels is not None and ctx.grid_note()
+        where = f"among the {len(row_labels)} classes shown" if bounded else "in this run"
+        return f"<h3>{esc(title)}</h3>" + paragraph(f"No such images {where}."), None
     tiles = [[None if r is None else ctx.tile(r) for r in line] for line in rows]
     picture = Picture(name=name, png=to_png(tile_grid(tiles, row_labels=row_labels)),
                       alt=f"{title}: {ctx.alt(shown)}")
     return f"<h3>{esc(title)}</h3>" + figure(picture), picture
 
 
-def _by_class(picks: dict[int, tuple[int, ...]], n_classes: int, width: int
+def _by_class(picks: dict[int, tuple[int, ...]], classes: tuple[int, ...], width: int
               ) -> list[list[int | None]]:
-    return [[*picks.get(k, ()), *([None] * width)][:width] for k in range(n_classes)]
+    return [[*picks.get(k, ()), *([None] * width)][:width] for k in classes]
 
 
 def examples_section(ctx: Context, n_per_class: int) -> tuple[Section, list[Picture]]:
-    picks, classes = ctx.picks, ctx.data.classes
+    picks, labels = ctx.picks, ctx.grid_labels
     ctx.preload([ctx.oof_path(r) for r in sorted(picks.all_rows())])
     width = 4
     grids = [
@@ -182,10 +243,10 @@ def examples_section(ctx: Context, n_per_class: int) -> tuple[Section, list[Pict
           for i in range(0, len(picks.random_wrong), width)], None),
         ("examples_confident_correct.png",
          "Most confident correct predictions per class (rows: true class)",
-         _by_class(picks.confident_correct, len(classes), n_per_class), classes),
+         _by_class(picks.confident_correct, ctx.grid_classes, n_per_class), labels),
         ("examples_confident_wrong.png",
          "Most confident wrong predictions per class (rows: true class)",
-         _by_class(picks.confident_wrong, len(classes), n_per_class), classes),
+         _by_class(picks.confident_wrong, ctx.grid_classes, n_per_class), labels),
         ("examples_uncertain.png", "Most uncertain predictions (lowest top probability)",
          [list(picks.uncertain[i:i + width]) for i in range(0, len(picks.uncertain), width)],
          None),
@@ -194,8 +255,10 @@ def examples_section(ctx: Context, n_per_class: int) -> tuple[Section, list[Pict
         "Out-of-fold predictions: every image was predicted by the model of the fold that "
         "held it out. Each tile: file, true class, predicted class and its probability "
         "(green: right, red: wrong; a dash: no such image).")], []
-    for name, title, rows, labels in grids:
-        html, picture = _grid(ctx, name, title, rows, labels)
+    if ctx.grid_note():
+        parts.append(paragraph(ctx.grid_note(), kind="note"))
+    for name, title, rows, row_labels in grids:
+        html, picture = _grid(ctx, name, title, rows, row_labels)
         parts.append(html)
         if picture is not None:
             pictures.append(picture)

@@ -2,7 +2,9 @@
 
 Six sections: learning curves; confusion matrix and per-class scores; example images; class
 activation maps; leakage (size by class, probe results); the run record. Images are inlined as
-data: URIs and the page forbids any other fetch, so it opens offline, anywhere.
+data: URIs and the page forbids any other fetch, so it opens offline, anywhere. Its cost is
+bounded in the number of classes: past the limits of `kit.report.limits` the per-class grids show
+the worst classes only and heat maps drop their cell numbers, and the page says so.
 
 Example:
     >>> write_report(Path("submissions/fisheries/20240101-000000-abcd1234.json"))  # doctest: +SKIP
@@ -19,11 +21,12 @@ import numpy as np
 
 from kit.core.atomic import atomic_write_bytes, atomic_write_text
 from kit.core.paths import Paths
-from kit.report.analysis import check_smoothing, pick_examples
+from kit.report.analysis import check_smoothing, per_class, pick_examples, worst_classes
 from kit.report.data import RunData, load_run
 from kit.report.evidence import cam_section, leakage_section
 from kit.report.html import Picture, Section, page
 from kit.report.leakage import PROBE_JSON, read_probe
+from kit.report.limits import MAX_GRID_CLASSES
 from kit.report.record import local_scores, record_section
 from kit.report.sections import (
     SECTION_IDS,
@@ -84,8 +87,10 @@ def _context(data: RunData) -> Context | None:
     y_true = np.array([data.classes.index(c) for c in data.oof["label"]])
     probs = data.oof[data.classes].to_numpy(dtype=np.float64)
     seed = int(data.record.recipe.get("seed", 0))
+    shown = worst_classes(per_class(y_true, probs, data.classes), MAX_GRID_CLASSES)
     return Context(data=data, y_true=y_true, probs=probs, table=table, boxes=boxes,
-                   picks=pick_examples(y_true, probs, n_per_class=N_PER_CLASS, seed=seed))
+                   grid_classes=shown, picks=pick_examples(y_true, probs, n_per_class=N_PER_CLASS,
+                                                           seed=seed, classes=shown))
 
 
 def _probe_command(data: RunData, paths: Paths, probe_dir: Path) -> str:

@@ -188,15 +188,16 @@ def probs_to_submission(probs: np.ndarray, ids: list[str], competition: Competit
     """An (n, n_classes) probability matrix as a submission frame (ids first); a label
     submission gets each row's most probable class."""
     sub = competition.submission
-    frame = pd.DataFrame({sub.id_column: pd.array(ids, dtype=object)})
+    columns: dict[str, object] = {sub.id_column: pd.array(ids, dtype=object)}
     if sub.kind == "label":
-        frame[sub.value_column] = [competition.classes[i] for i in probs.argmax(axis=1)]
+        columns[sub.value_column] = [competition.classes[i] for i in probs.argmax(axis=1)]
     elif sub.kind == "per_class":
-        for i, name in enumerate(competition.classes):
-            frame[name] = probs[:, i]
+        # All class columns at once: inserting them one by one fragments the frame (pandas
+        # warns past 100 columns, e.g. dog-breed's 120 classes).
+        columns.update({name: probs[:, i] for i, name in enumerate(competition.classes)})
     else:
-        frame[sub.value_column] = probs[:, competition.classes.index(sub.positive_class)]
-    return frame
+        columns[sub.value_column] = probs[:, competition.classes.index(sub.positive_class)]
+    return pd.DataFrame(columns)
 
 
 def validate_for_scoring(submission: pd.DataFrame, solution: pd.DataFrame,
