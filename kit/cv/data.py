@@ -7,17 +7,20 @@ Rows are training images in image-table order; a fold's training rows are every 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from kit.cv.task import FoldTask
 from kit.data.tta import map_boxes
-from kit.models.train import Inputs, TrainView, concat
+from kit.models.stream import Inputs, concat, input_bytes
+from kit.models.train import TrainView
 
 IN_MEMORY_BYTES = 512 * 2**20
-"""Below this, a whole table of (pooled) features is held in memory; above it, rows are read from
-the memory-mapped feature cache batch by batch (`kit.features.cache.FeatureRows`)."""
+"""Below this, a whole table of (pooled) features, or a fold's training rows, is held in memory;
+above it, rows are read from the memory-mapped feature cache batch by batch
+(`kit.features.cache.FeatureRows`)."""
 
 
 class RowView:
@@ -43,6 +46,43 @@ class RowView:
 def rows_of(x, index: np.ndarray):
     """Rows `index` of an array (a new array) or of a lazy row source (a lazy view)."""
     return x[index] if isinstance(x, np.ndarray) else RowView(x, index)
+
+
+class StackedRows:
+    """Row sources one after another, still lazy: indexing reads only the rows asked for."""
+
+    def __init__(self, parts: Sequence) -> None:
+        self._parts = list(parts)
+        self._offsets = np.cumsum([0] + [len(p) for p in self._parts])
+        self.shape = (int(self._offsets[-1]), *self._parts[0].shape[1:])
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: np.ndarray | slice) -> np.ndarray:
+        index = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        owner = np.searchsorted(self._offsets, index, side="right") - 1
+        out = np.empty((len(index), *self.shape[1:]), dtype=np.float32)
+        for number in np.unique(owner):
+            at = np.flatnonzero(owner == number)
+            out[at] = self._parts[number][index[at] - self._offsets[number]]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self[np.arange(len(self))]
+        return array if dtype is None else array.astype(dtype)
+
+
+def stack_rows(parts: list[Inputs]) -> Inputs:
+    """Rows of several inputs one after another: a new array where every part is an array,
+    else lazy (`StackedRows`); dicts of inputs key by key."""
+    if isinstance(parts[0], Mapping):
+        return {name: stack_rows([p[name] for p in parts]) for name in parts[0]}
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return concat(parts)
+    return StackedRows(parts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +157,17 @@ class FoldRows:
     boxes: np.ndarray | None = None
     views: tuple[TrainView, ...] = ()
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes these rows take in memory: every view's inputs and the box targets."""
+        extra = 0 if self.boxes is None else self.boxes.nbytes
+        return input_bytes(self.x) + sum(input_bytes(v.x) for v in self.views) + extra
+
+    @property
+    def streamed(self) -> bool:
+        """Whether a fit reads these rows batch by batch: above `IN_MEMORY_BYTES`."""
+        return self.nbytes > IN_MEMORY_BYTES
+
 
 def fold_training_rows(task: FoldTask, data: EnsembleData,
                        pseudo: PseudoRows | None = None) -> FoldRows:
@@ -143,7 +194,7 @@ def fold_training_rows(task: FoldTask, data: EnsembleData,
                 x=data.inputs("train", view, train_index),
                 boxes=map_boxes(boxes, view, sizes, geometry.input_size)))
     if pseudo is not None and len(pseudo.index):
-        x = concat([x, data.inputs("test", plain, pseudo.index)])
+        x = stack_rows([x, data.inputs("test", plain, pseudo.index)])
         y = np.concatenate([y, pseudo.labels])
         if boxes is not None:
             boxes = np.concatenate([boxes, np.zeros((len(pseudo.index), boxes.shape[1]),
@@ -152,4 +203,4 @@ def fold_training_rows(task: FoldTask, data: EnsembleData,
 
 
 __all__ = ["IN_MEMORY_BYTES", "BoxGeometry", "EnsembleData", "FoldRows", "PseudoRows",
-           "RowView", "fold_training_rows", "rows_of"]
+           "RowView", "StackedRows", "fold_training_rows", "rows_of", "stack_rows"]

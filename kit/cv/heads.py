@@ -73,7 +73,9 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
     """Train one (seed, fold) head and predict its validation rows and the test set, with TTA.
 
     A fold whose folder is finished is loaded instead. `trainer` (optional) is shared by the
-    folds of one process so Keras traces the head once.
+    folds of one process so Keras traces the head once. A fold whose training rows would take
+    more than `kit.cv.data.IN_MEMORY_BYTES` reads them from the feature cache batch by batch
+    (`FoldRows.streamed`); predictions are always read batch by batch, one TTA variant at a time.
     """
     if task.files.is_finished():
         return load_fold(task)
@@ -82,7 +84,7 @@ def run_fold(task: FoldTask, *, data: EnsembleData, build: HeadBuilder, head: He
     trainer = trainer or head_trainer(data, build, head)
     rows = fold_training_rows(task, data, pseudo)
     fit = trainer.fit(rows.x, rows.y, config=replace(train, seed=task.training_seed),
-                      boxes=rows.boxes, views=rows.views)
+                      boxes=rows.boxes, views=rows.views, stream=rows.streamed)
     arrays = _predictions(fit.model, task, data)
     score = log_loss(data.y_train[task.val_index], arrays["oof"])
     seconds = time.perf_counter() - start

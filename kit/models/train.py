@@ -19,23 +19,9 @@ from typing import Any
 import numpy as np
 
 from kit.core.errors import InputError
+from kit.models.stream import Inputs, Part, concat, n_rows, row_batches, take
 
 INNER_FRACTION = 0.15
-Inputs = np.ndarray | Mapping[str, np.ndarray]
-
-
-def take(x: Inputs, index: np.ndarray) -> Inputs:
-    """Rows `index` of one array or of every array of a dict of inputs."""
-    if isinstance(x, Mapping):
-        return {name: value[index] for name, value in x.items()}
-    return x[index]
-
-
-def concat(parts: list[Inputs]) -> Inputs:
-    """Rows of several inputs (arrays, or dicts of arrays with the same keys) one after another."""
-    if isinstance(parts[0], Mapping):
-        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return np.concatenate(parts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,30 +33,31 @@ class TrainView:
     boxes: np.ndarray
 
 
-def with_views(x: Inputs, targets: Any, rows: np.ndarray, views: Sequence[TrainView]
-               ) -> tuple[Inputs, Any]:
+def view_parts(x: Inputs, targets: Any, rows: np.ndarray, views: Sequence[TrainView]
+               ) -> list[Part]:
     """Rows `rows` of `x` and `targets` (a `{"probs", "box"}` dict where there are views),
     followed by the same rows of every view (rows past a view's end, such as pseudo-labelled
-    test rows, have no other views)."""
-    parts_x, parts_t = [take(x, rows)], [take(targets, rows)]
+    test rows, have no other views), as the parts of a fit (`kit.models.stream`)."""
+    parts = [Part(x=x, targets=targets, index=rows)]
     for view in views:
         n = n_rows(view.x)
         if len(view.boxes) != n:
             raise InputError(f"a training view has {n} rows and {len(view.boxes)} box targets; "
                              "they must match")
-        kept = rows[rows < n]
-        parts_x.append(take(view.x, kept))
-        parts_t.append({"probs": targets["probs"][kept],
-                        "box": np.asarray(view.boxes, np.float32)[kept]})
-    if len(parts_x) == 1:
+        parts.append(Part(x=view.x, index=rows[rows < n], targets={
+            "probs": targets["probs"], "box": np.asarray(view.boxes, np.float32)}))
+    return parts
+
+
+def with_views(x: Inputs, targets: Any, rows: np.ndarray, views: Sequence[TrainView]
+               ) -> tuple[Inputs, Any]:
+    """The rows of `view_parts(x, targets, rows, views)` one after another, in memory."""
+    parts = view_parts(x, targets, rows, views)
+    parts_x = [take(p.x, p.index) for p in parts]
+    parts_t = [take(p.targets, p.index) for p in parts]
+    if len(parts) == 1:
         return parts_x[0], parts_t[0]
     return concat(parts_x), concat(parts_t)
-
-
-def n_rows(x: Inputs) -> int:
-    if isinstance(x, Mapping):
-        return len(next(iter(x.values())))
-    return len(x)
 
 
 def masked_box_loss(y_true: Any, y_pred: Any) -> Any:
@@ -210,12 +197,24 @@ class HeadTrainer:
         model.optimizer.learning_rate = config.learning_rate
         return model
 
+    def _targets(self, model: Any, y: np.ndarray, boxes: np.ndarray | None) -> Any:
+        """One-hot labels, with the box targets (a `{"probs", "box"}` dict) for a box head."""
+        onehot = np.eye(self._n_classes, dtype=np.float32)[y]
+        if not has_box_output(model):
+            return onehot
+        if boxes is None or len(boxes) != len(y):
+            raise InputError("a head with a box output needs (n, 5) box targets "
+                             "(x, y, w, h, has_box) for every training row")
+        return {"probs": onehot, "box": np.asarray(boxes, np.float32)}
+
     def fit(self, x: Inputs, y: np.ndarray, *, config: TrainConfig,
-            boxes: np.ndarray | None = None, views: Sequence[TrainView] = ()) -> FitResult:
+            boxes: np.ndarray | None = None, views: Sequence[TrainView] = (),
+            stream: bool = False) -> FitResult:
         """Train on inputs `x` and integer labels `y` with early stopping.
 
         Args:
-            x: features (n, ...) or a dict of input arrays for multi-input heads.
+            x: features (n, ...) or a dict of input arrays for multi-input heads; arrays or
+                lazy row sources (`kit.models.stream`).
             y: integer class labels (n,).
             config: optimisation settings.
             boxes: (n, 5) `x, y, w, h, has_box` targets for a head with a box output.
@@ -223,43 +222,58 @@ class HeadTrainer:
                 on with the same labels. The early-stopping split is drawn over images: an
                 image held out for it is held out in every view, and only its plain view is
                 scored, as predictions are.
+            stream: read the rows batch by batch (`kit.models.stream.row_batches`, in an
+                order drawn from `config.seed` every epoch) instead of handing Keras the
+                fit's rows as arrays: memory then grows with the batch, not with the fold.
         """
-        from kit.core.tf_runtime import keras, set_seed
-        from kit.models.schedules import lr_callbacks
+        from kit.core.tf_runtime import set_seed
 
-        k = keras()
         set_seed(config.seed)
         fit_idx, stop_idx = inner_split(y, seed=config.seed)
-        onehot = np.eye(self._n_classes, dtype=np.float32)[y]
         model = self._fresh_model(config)
-        targets: Any = onehot
-        if has_box_output(model):
-            if boxes is None or len(boxes) != len(y):
-                raise InputError("a head with a box output needs (n, 5) box targets "
-                                 "(x, y, w, h, has_box) for every training row")
-            targets = {"probs": onehot, "box": np.asarray(boxes, np.float32)}
+        targets = self._targets(model, y, boxes)
         if views and not has_box_output(model):
             raise InputError("training views carry box targets; they need a head with a box "
                              "output")
-        fit_x, fit_targets = with_views(x, targets, fit_idx, views)
-        callbacks = [
-            k.callbacks.EarlyStopping(monitor=config.monitor, mode="min", patience=config.patience,
-                                      restore_best_weights=True),
-            *lr_callbacks(config.schedule, patience=config.patience, extra=config.schedules),
-        ]
-        history = model.fit(
-            fit_x, fit_targets,
-            validation_data=(take(x, stop_idx), take(targets, stop_idx)),
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=0,
-        )
+        rows = _streamed if stream else _in_memory
+        history = model.fit(**rows(x, targets, fit_idx, stop_idx, views, config),
+                            epochs=config.epochs, callbacks=_callbacks(config), verbose=0)
         logs = {name: [float(v) for v in values] for name, values in history.history.items()}
         watched = logs.get(config.monitor) or logs.get("val_loss")
         best = int(np.argmin(watched)) + 1 if watched else len(logs["loss"])
         return FitResult(model=model, history=logs, best_epoch=best)
+
+
+def _callbacks(config: TrainConfig) -> list[Any]:
+    """Early stopping on the inner split, restoring the best weights, and the schedule's."""
+    from kit.core.tf_runtime import keras
+    from kit.models.schedules import lr_callbacks
+
+    return [
+        keras().callbacks.EarlyStopping(monitor=config.monitor, mode="min",
+                                        patience=config.patience, restore_best_weights=True),
+        *lr_callbacks(config.schedule, patience=config.patience, extra=config.schedules),
+    ]
+
+
+def _in_memory(x: Inputs, targets: Any, fit_idx: np.ndarray, stop_idx: np.ndarray,
+               views: Sequence[TrainView], config: TrainConfig) -> dict[str, Any]:
+    """`model.fit` arguments holding the fit and early-stopping rows as arrays."""
+    fit_x, fit_targets = with_views(x, targets, fit_idx, views)
+    return {"x": fit_x, "y": fit_targets,
+            "validation_data": (take(x, stop_idx), take(targets, stop_idx)),
+            "batch_size": config.batch_size, "shuffle": True}
+
+
+def _streamed(x: Inputs, targets: Any, fit_idx: np.ndarray, stop_idx: np.ndarray,
+              views: Sequence[TrainView], config: TrainConfig) -> dict[str, Any]:
+    """`model.fit` arguments reading the fit and early-stopping rows batch by batch."""
+    fit_rows = row_batches(view_parts(x, targets, fit_idx, views),
+                           batch_size=config.batch_size, seed=config.seed)
+    stop_rows = row_batches([Part(x=x, targets=targets, index=stop_idx)],
+                            batch_size=config.batch_size)
+    # the dataset shuffles itself, from the seed; Keras's own shuffle would draw from `random`
+    return {"x": fit_rows, "validation_data": stop_rows, "shuffle": False}
 
 
 def fit_head(
