@@ -18,6 +18,7 @@ from kit.cli.main import main
 from kit.competition import load_competition
 from kit.data.folds import assign_folds
 from kit.data.layout import read_layout
+from kit.probes.evidence import read_evidence
 from tests.conftest import REPO
 
 FISHERIES = str(REPO / "competitions" / "fisheries")
@@ -124,7 +125,67 @@ def test_dogs_vs_cats_demo_has_no_size_leak(env, tmp_path: Path):
     assert main(["probe", CATS, *TINY, "--json", str(out), "--no-attention"]) == 0
     data = json.loads(out.read_text())
     assert data["size"]["leak"] is False
+    assert data["groups"]["leak"] is False and data["duplicates"]["leak"] is False
     assert data["attention"]["status"] == "skipped"
+
+
+def _demo_recipe_words(name: str) -> list[str]:
+    """`run` options that make a run on `--data DIR` use the competition's demo recipe."""
+    r = load_competition(name).recipe_for(demo=True)
+    size = f"{r.input_size[0]}x{r.input_size[1]}"
+    return ["--backbone", r.backbone, "--weights", r.weights, "--input-size", size,
+            "--head", r.head, "--pooling", r.pooling, "--hidden", str(r.hidden),
+            "--dropout", str(r.dropout), "--tta", str(r.tta), "--epochs", str(r.epochs),
+            "--patience", str(r.patience), "--batch-size", str(r.batch_size),
+            "--learning-rate", str(r.learning_rate)]
+
+
+# What each full demo's probe must say after a stratified run with the demo recipe: the leak
+# that each demo was built with, judged by the run's own head (a dataset of each kind: people,
+# boats, and none).
+DEMO_VERDICTS = {
+    "state-farm": {"groups": True, "duplicates": True},
+    "fisheries": {"groups": True},
+    "dogs-vs-cats-redux": {"groups": False, "duplicates": False},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DEMO_VERDICTS))
+def test_probe_verdicts_on_the_demos_are_judged_by_the_runs_head(name: str, env,
+                                                                 tmp_path: Path):
+    data = tmp_path / "data"
+    assert main(["demo", name, "--out", str(data)]) == 0
+    assert main(["run", name, "--data", str(data), *_demo_recipe_words(name),
+                 "--folds", "stratified"]) == 0
+    out = tmp_path / "probe.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kit", "probe", name, "--data", str(data), "--no-attention",
+         "--json", str(out)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    fixes = {"groups": "`run --folds group`",
+             "duplicates": "`run --folds auto` keeps duplicate clusters together"}
+    for probe, leak in DEMO_VERDICTS[name].items():
+        section = result[probe]
+        assert section["leak"] is leak, section["verdict"]
+        if section["comparison"] is not None:
+            assert section["comparison"]["model_kind"] == "run_head"
+            assert section["comparison"]["feature_source"].startswith("cached features of run")
+        if leak:
+            assert section["verdict"].startswith("LEAK") and fixes[probe] in section["verdict"]
+            assert section["fix"].startswith(fixes[probe])
+            assert section["comparison"]["optimism"]["low"] > 0
+            assert any(line.startswith(probe) and "LEAK, fix: " in line
+                       for line in proc.stdout.splitlines())
+    if name == "state-farm":  # the declared drivers are the truth; run --folds auto reads it
+        assert result["groups"]["grouping"] == "declared"
+        assert "declared groups (driver_imgs_list.csv" in result["groups"]["comparison"][
+            "grouping"]
+        assert result["duplicates"]["clusters"]["straddling_share"] > 0.5
+        evidence = read_evidence(Path(result["report"]).parent)
+        assert evidence.groups_leak and evidence.within_train_pairs > 0
+        assert evidence.clusters_file is not None
 
 
 def test_bad_options_exit_2_with_the_fix(env, capsys):

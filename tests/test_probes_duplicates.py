@@ -12,16 +12,21 @@ from PIL import Image
 
 from kit.data.images import load_image
 from kit.demo import fisheries
+from kit.probes.cvgap import PROBE_MODEL, RUN_HEAD, CVComparison
 from kit.probes.duplicates import (
     CopyModel,
+    DuplicatesResult,
     Thresholds,
     calibrate,
     candidate_pairs,
+    cluster_spread,
+    duplicate_clusters,
     find_duplicates,
     hamming,
 )
 from kit.probes.imagestats import gray_thumbnail, read_image_stats
 from kit.probes.settings import ProbeSettings
+from kit.probes.stats import Interval
 
 SETTINGS = ProbeSettings()
 
@@ -90,6 +95,72 @@ def test_find_duplicates_sorts_pairs_into_kinds_and_counts_split_folds():
     assert result.leak and result.train_pairs_split_by_stratified_folds == 1
     assert result.to_dict()["pairs"] == [["train/a.jpg", "test/e.jpg", 0],
                                          ["train/b.jpg", "train/f.jpg", 0]]
+
+
+THRESHOLDS = Thresholds(hash_bound=0, pixel_bound=0.05, recall=0.98, level=0.95, n_copies=400,
+                        copy_hash_max=0, copy_pixel_max=0.05)
+
+
+def test_pairs_join_into_clusters_and_stratified_folds_cut_them():
+    paths = ["a", "b", "c", "d", "e", "f"]
+    clusters = duplicate_clusters(paths, [("a", "b"), ("b", "c"), ("d", "e"), ("x", "a")])
+    assert clusters[0] == clusters[1] == clusters[2] and clusters[3] == clusters[4]
+    assert len(set(clusters)) == 3  # f is alone; a pair naming an unknown path is ignored
+    spread = cluster_spread(clusters, np.array([0, 0, 1, 1, 1, 0]))
+    assert (spread.n_clusters, spread.clustered_images, spread.straddling_images) == (2, 5, 3)
+    assert spread.straddling_share == pytest.approx(0.5)
+    assert "stratified folds put 50% of training images on both sides" in spread.text()
+    with pytest.raises(ValueError, match="one entry per image; received 6 and 2"):
+        cluster_spread(clusters, np.array([0, 1]))
+
+
+def _comparison(p: float, low: float, kind: str = RUN_HEAD) -> CVComparison:
+    return CVComparison(feature_source="f", regularization=None, stratified_log_loss=0.06,
+                        group_log_loss=0.23, prior_log_loss=2.3,
+                        optimism=Interval(estimate=0.17, low=low, high=0.26, level=0.95),
+                        p_value=p, alpha=0.05, n_stratified_folds=5, n_group_folds=5,
+                        model="m", grouping="g", n_groups=183, model_kind=kind)
+
+
+def _within_train_pair() -> DuplicatesResult:
+    thumbs = np.zeros((3, 16), np.float32)
+    return find_duplicates(["train/a.jpg", "train/b.jpg", "test/c.jpg"],
+                           ["train", "train", "test"], np.array([1, 1, 8], np.uint64), thumbs,
+                           THRESHOLDS)
+
+
+def test_within_train_duplicates_are_a_leak_only_when_they_make_cv_optimistic():
+    result = _within_train_pair()
+    assert not result.leak and result.within_train == 1 and result.fix is None
+    spread = cluster_spread(["a", "a", "c"], np.array([0, 1, 0]))
+    leak = result.with_train_cv(spread, _comparison(0.001, 0.09))
+    assert leak.leak and leak.train_leak and leak.verdict().startswith(
+        "LEAK: near-duplicates inside train make stratified CV optimistic (1 within-train "
+        "pairs in 1 clusters, 67% of training images split from a copy; optimism 0.170")
+    assert leak.verdict().endswith("fix: `run --folds auto` keeps duplicate clusters together")
+    data = leak.to_dict()
+    assert data["leak"] and data["train_leak"] and not data["cross_split_leak"]
+    assert data["fix"] == "`run --folds auto` keeps duplicate clusters together"
+    assert data["clusters"]["straddling_images"] == 2 and data["comparison"]["leak"]
+    assert data["within_train"] == 1  # the key `run --folds auto` reads (kit.probes.evidence)
+    quiet = result.with_train_cv(spread, _comparison(0.3, -0.01))
+    assert not quiet.leak and quiet.verdict().startswith(
+        "no train/test duplicates; no significant CV optimism from the 1 within-train pairs")
+    assert "kit run" not in quiet.verdict()
+    by_probe = result.with_train_cv(spread, _comparison(0.3, -0.01, PROBE_MODEL))
+    assert "`kit run` this data, then probe again" in by_probe.verdict()
+    skipped = result.with_train_cv(None, None, note="a class has a single image")
+    assert not skipped.leak and skipped.to_dict()["comparison"] is None
+    assert skipped.verdict().endswith("a class has a single image")
+
+
+def test_a_train_test_copy_stays_a_leak_whatever_the_cv_says():
+    thumbs = np.zeros((2, 16), np.float32)
+    result = find_duplicates(["train/a.jpg", "test/b.jpg"], ["train", "test"],
+                             np.array([1, 1], np.uint64), thumbs, THRESHOLDS)
+    judged = result.with_train_cv(None, None)
+    assert judged.leak and judged.verdict().startswith("LEAK: 1 train/test near-duplicate pairs")
+    assert "fix: no choice of folds" in judged.verdict() and judged.fix.startswith("no choice")
 
 
 def test_copy_model_rejects_a_bad_range():

@@ -32,6 +32,8 @@ __all__ = ["ATTENTION_HEADS", "AttentionResult", "ClassAttention", "attention_su
 #: Heads whose maps over the cached image features can be drawn: the fcn head's own class
 #: activation maps, Grad-CAM of the class output of the others.
 ATTENTION_HEADS = ("dense", "bbox", "fcn")
+#: The fix an attention leak names: classify the annotated object's crop, not the whole scene.
+ATTENTION_FIX = "`run --head crop` (classify the fish's box, not the scene)"
 
 BATCH = 64
 
@@ -69,12 +71,19 @@ class AttentionResult:
     n_without_mass: int = 0
     lowest: tuple[tuple[str, float], ...] = ()
 
+    @property
+    def fix(self) -> str | None:
+        """What to do when the model looks at the background (None otherwise)."""
+        return ATTENTION_FIX if self.leak else None
+
     def verdict(self) -> str:
         if self.status != "measured":
             return f"skipped: {self.reason}"
         where = "the boat, not the fish" if self.leak else "the fish"
+        fix = f"; fix: {ATTENTION_FIX}" if self.leak else ""
         return (f"{'LEAK' if self.leak else 'ok'}: the model looks at {where} "
-                f"({self.share:.0%} of CAM mass in boxes covering {self.chance:.0%} of the image)")
+                f"({self.share:.0%} of CAM mass in boxes covering {self.chance:.0%} of the "
+                f"image){fix}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -82,6 +91,7 @@ class AttentionResult:
         out["excess"] = self.excess.to_dict() if self.excess else None
         out["lowest"] = [{"path": p, "share": round(s, 4)} for p, s in self.lowest]
         out["verdict"] = self.verdict()
+        out["fix"] = self.fix
         return out
 
 

@@ -17,15 +17,23 @@ copies are caught. Distinct photos of one scene (the same empty deck under diffe
 well above the pixel bound; the false-alarm rate on freshly generated clean datasets is tested.
 
 Pairs are sorted into within-train, within-test and cross-split (train/test, which is leakage).
-Within-train pairs must share a cross-validation fold; the groups probe puts each pair into
-one group so that ``run --folds group`` keeps them together.
+
+Within-train pairs are joined into clusters (union-find, :func:`duplicate_clusters`). A
+stratified split puts members of one cluster into different folds (:func:`cluster_spread`
+counts the training images it does that to), and a model then validates on images it has
+practically trained on. What that does to the CV is measured, not assumed: the run's own head
+(else the probes' logistic regression) scored with stratified folds and with folds that keep each
+cluster whole (:mod:`kit.probes.cvgap`, clusters as the resampling unit). LEAK when that
+optimism is significant; the fix is ``run --folds auto``, which keeps each cluster in one fold
+(the probe writes the clusters to ``clusters.csv``). The groups probe also merges each pair into
+one group, so ``run --folds group`` keeps them together too.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -34,17 +42,21 @@ from PIL import Image
 
 from kit.core.errors import InputError
 from kit.data.images import UnreadableImageError, load_image
+from kit.probes.cvgap import PROBE_MODEL_HINT, RUN_HEAD, CVComparison
 from kit.probes.imagestats import DRAFT, gray_thumbnail, perceptual_hash
 from kit.probes.settings import ProbeSettings
 from kit.probes.stats import check_level, quantile_upper_bound
 
 __all__ = [
+    "ClusterSpread",
     "CopyModel",
     "DuplicatePair",
     "DuplicatesResult",
     "Thresholds",
     "calibrate",
     "candidate_pairs",
+    "cluster_spread",
+    "duplicate_clusters",
     "find_duplicates",
     "hamming",
     "make_copy",
@@ -59,6 +71,10 @@ N_COPIES = 400
 COPY_SOURCE_DRAFT: tuple[int, int] = (4 * DRAFT[0], 4 * DRAFT[1])
 _CHUNK = 512
 _TRAIN = "train"
+#: The fixes the duplicates probe names.
+TRAIN_FIX = "`run --folds auto` keeps duplicate clusters together"
+CROSS_SPLIT_FIX = ("no choice of folds: the test images copy training images (pairs listed); "
+                   "judge the model on the others")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,9 +247,79 @@ class DuplicatePair:
         return asdict(self)
 
 
+def duplicate_clusters(paths: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """A cluster id per path: paths joined by a near-duplicate pair share one (union-find);
+    a path in no pair is its own cluster."""
+    parent = {p: p for p in paths}
+
+    def find(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for a, b in pairs:
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+    return [find(p) for p in paths]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSpread:
+    """Near-duplicate clusters inside train and how a stratified split cuts them.
+
+    Attributes:
+        n_clusters: Clusters of two or more training images.
+        clustered_images: Training images in those clusters.
+        straddling_images: Training images with another member of their cluster in another fold.
+        n_train: Training images counted.
+    """
+
+    n_clusters: int
+    clustered_images: int
+    straddling_images: int
+    n_train: int
+
+    @property
+    def straddling_share(self) -> float:
+        return self.straddling_images / self.n_train if self.n_train else 0.0
+
+    def text(self) -> str:
+        return (f"{self.n_clusters} clusters of {self.clustered_images} images; stratified "
+                f"folds put {self.straddling_share:.0%} of training images on both sides of a "
+                "fold boundary from a copy")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "straddling_share": self.straddling_share}
+
+
+def cluster_spread(clusters: Sequence[str], folds: np.ndarray) -> ClusterSpread:
+    """How `folds` cut the clusters (a cluster id and a fold per training image; pure)."""
+    clusters, folds = np.asarray(clusters).astype(str), np.asarray(folds)
+    if len(clusters) != len(folds):
+        raise InputError(f"clusters and folds must have one entry per image; received "
+                         f"{len(clusters)} and {len(folds)}.")
+    _, codes, sizes = np.unique(clusters, return_inverse=True, return_counts=True)
+    in_cluster = sizes[codes] > 1
+    n_folds_of = np.array([len(np.unique(folds[codes == c])) for c in range(len(sizes))])
+    # an image straddles when its cluster spans two folds: another member sits in another fold
+    straddling = in_cluster & (n_folds_of[codes] > 1)
+    return ClusterSpread(n_clusters=int((sizes > 1).sum()), clustered_images=int(in_cluster.sum()),
+                         straddling_images=int(straddling.sum()), n_train=len(clusters))
+
+
 @dataclass(frozen=True, kw_only=True)
 class DuplicatesResult:
-    """Near-duplicate pairs and how they sit across splits and folds."""
+    """Near-duplicate pairs, how they sit across splits and folds, and what they do to CV.
+
+    Attributes:
+        leak: A train/test pair exists, or the within-train clusters make stratified CV
+            significantly optimistic (``comparison.leak``).
+        spread: The within-train clusters and how stratified folds cut them (None: not
+            measured).
+        comparison: Stratified vs cluster-kept folds of the run's head (or the probe model);
+            None without within-train pairs or when it could not run (`note` says why).
+    """
 
     leak: bool
     pairs: tuple[DuplicatePair, ...]
@@ -245,19 +331,59 @@ class DuplicatesResult:
     cross_split: int
     train_pairs_split_by_stratified_folds: int | None = None
     extra: dict = field(default_factory=dict)
+    spread: ClusterSpread | None = None
+    comparison: CVComparison | None = None
+    note: str = ""
+
+    @property
+    def train_leak(self) -> bool:
+        """The within-train clusters make stratified CV significantly optimistic."""
+        return self.comparison is not None and self.comparison.leak
+
+    @property
+    def fix(self) -> str | None:
+        """What to do about the leaks found (None without one)."""
+        fixes = [TRAIN_FIX] if self.train_leak else []
+        return "; ".join(fixes + ([CROSS_SPLIT_FIX] if self.cross_split else [])) or None
+
+    def with_train_cv(self, spread: ClusterSpread | None, comparison: CVComparison | None, *,
+                      note: str = "") -> DuplicatesResult:
+        """This result with the within-train clusters' effect on CV, and the verdict it gives."""
+        leak = self.cross_split > 0 or (comparison is not None and comparison.leak)
+        return replace(self, spread=spread, comparison=comparison, note=note, leak=leak)
+
+    def _train_text(self) -> str:
+        text = f"{self.within_train} within-train pairs"
+        if self.spread is not None:
+            text += (f" in {self.spread.n_clusters} clusters, "
+                     f"{self.spread.straddling_share:.0%} of training images split from a copy")
+        c = self.comparison
+        if c is not None:
+            return f"{text}; {c.summary('clusters-kept')}"
+        return f"{text}; {self.note}" if self.note else text
 
     def verdict(self) -> str:
-        if self.leak:
-            return f"LEAK: {self.cross_split} train/test near-duplicate pairs"
+        leaks = []
+        if self.cross_split:
+            leaks.append(f"{self.cross_split} train/test near-duplicate pairs; fix: "
+                         f"{CROSS_SPLIT_FIX}")
+        if self.train_leak:
+            leaks.append(f"near-duplicates inside train make stratified CV optimistic "
+                         f"({self._train_text()}); fix: {TRAIN_FIX}")
+        if leaks:
+            return "LEAK: " + "; and ".join(leaks)
         if self.within_train:
-            return (f"no train/test duplicates; {self.within_train} within-train pairs (kept in "
-                    "one fold by the inferred groups)")
+            probe_model = self.comparison is not None and self.comparison.model_kind != RUN_HEAD
+            hint = f"; {PROBE_MODEL_HINT}" if probe_model else ""
+            return (f"no train/test duplicates; no significant CV optimism from the "
+                    f"{self._train_text()}{hint}")
         return "no near-duplicates"
 
     def to_dict(self) -> dict:
         return {
             "leak": self.leak,
             "verdict": self.verdict(),
+            "fix": self.fix,
             "pairs": [[p.a, p.b, p.hash_distance] for p in self.pairs],
             "details": [p.to_dict() for p in self.pairs],
             "n_pairs": len(self.pairs),
@@ -265,6 +391,11 @@ class DuplicatesResult:
             "within_train": self.within_train,
             "within_test": self.within_test,
             "train_pairs_split_by_stratified_folds": self.train_pairs_split_by_stratified_folds,
+            "cross_split_leak": self.cross_split > 0,
+            "train_leak": self.train_leak,
+            "clusters": self.spread.to_dict() if self.spread else None,
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+            "note": self.note,
             "n_images": self.n_images,
             "n_candidates": self.n_candidates,
             "thresholds": self.thresholds.to_dict(),

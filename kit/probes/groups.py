@@ -21,19 +21,13 @@ Inference, from metadata and image statistics:
 
 Consequence for validation: a model scored with stratified folds sees every boat in training,
 so it can recognise the boat instead of the fish; group folds hold whole boats out, as a test
-set from new boats does. :func:`compare_cv` scores one small model both ways on the same
-features; the difference (group minus stratified log loss per image) is the optimism of
-stratified CV, reported with a cluster-bootstrap interval over groups. Images of one group are
-not independent, so the verdict is a sign-flip permutation test over whole groups (exact up to
-16 groups): a leak when ``p <= alpha``. With G groups the smallest p is ``2**-G``, so fewer
-than five groups can never show a leak at ``alpha = 0.05``: too few boats to tell.
-
-Holding a whole group out also changes the class prior the fold's model learns (leave out the
-boat that lands most of the LAG and the model rarely predicts LAG), which the final model,
-trained on every group, does not suffer. So each fold's out-of-fold probabilities are moved
-from the fold's training prior to the full training prior by Bayes' rule
-(``p(y|x) * prior(y) / fold_prior(y)``, renormalised); with stratified folds the two priors
-agree and nothing changes.
+set from new boats does. The groups probe scores one model both ways on the same features: the
+run's own head on its cached features where a finished run exists (:mod:`kit.probes.headcv`),
+else the logistic regression of :func:`compare_cv`. The groups kept whole are the
+competition's declared groups (the truth) when it declares them, else the inferred ones. The
+verdict and its statistics are :mod:`kit.probes.cvgap`'s: LEAK when a sign-flip test over whole
+groups gives ``p <= alpha`` and the bootstrap interval (over groups) of the optimism lies above
+0. The fix it names: ``run --folds group``.
 """
 
 from __future__ import annotations
@@ -45,10 +39,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from kit.core.errors import InputError
-from kit.probes.crossval import fold_prior, make_folds, oof_probabilities
+from kit.probes.crossval import oof_probabilities
+from kit.probes.cvgap import (
+    PROBE_MODEL_HINT,
+    RUN_HEAD,
+    CVComparison,
+    ModelUsed,
+    Replicate,
+    corrected_losses,
+    fold_sets,
+    judge_gap,
+    prior_corrected,
+)
 from kit.probes.settings import ProbeSettings
-from kit.probes.stats import Interval, bootstrap_mean_interval, sign_flip_test
-from kit.scoring.metrics import row_log_losses
 
 __all__ = [
     "BlockSplit",
@@ -74,6 +77,8 @@ GOOD_TURING_LIMIT = 0.5
 #: Inverse L2 strengths (C) tried for the CV-comparison model; the one with the lowest group-CV
 #: log loss (the honest estimate) is used for both schemes and for the holdout score.
 REGULARIZATION_GRID: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+#: The fix the groups probe names when stratified CV is optimistic.
+GROUPS_FIX = "`run --folds group`"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,32 +248,6 @@ def merge_pairs(inference: GroupInference, index_pairs: Sequence[tuple[int, int]
                           merged_by_duplicates=inference.merged_by_duplicates + merged)
 
 
-@dataclass(frozen=True, kw_only=True)
-class CVComparison:
-    """One model scored with stratified and with group folds on the same features."""
-
-    feature_source: str
-    regularization: float
-    stratified_log_loss: float
-    group_log_loss: float
-    prior_log_loss: float
-    optimism: Interval
-    p_value: float
-    alpha: float
-    n_stratified_folds: int
-    n_group_folds: int
-
-    @property
-    def leak(self) -> bool:
-        return self.p_value <= self.alpha
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["optimism"] = self.optimism.to_dict()
-        out["leak"] = self.leak
-        return out
-
-
 def _model(c: float):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -286,59 +265,36 @@ def fit_predict(x_train: np.ndarray, y: np.ndarray, x_test: np.ndarray, n_classe
     return out
 
 
-def prior_corrected(probs: np.ndarray, y: np.ndarray, folds: np.ndarray,
-                    n_classes: int) -> np.ndarray:
-    """Move each fold's probabilities from its training prior to the full prior (pure)."""
-    full = fold_prior(y, n_classes)
-    out = np.array(probs, dtype=np.float64)
-    for fold in np.unique(folds):
-        rows = folds == fold
-        adjusted = out[rows] * (full / fold_prior(y[~rows], n_classes))
-        out[rows] = adjusted / adjusted.sum(axis=1, keepdims=True)
-    return out
-
-
 def compare_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int, *,
-               feature_source: str, settings: ProbeSettings | None = None) -> CVComparison:
-    """Stratified vs group K-fold log loss of a logistic regression on `x` (pure, seeded).
+               feature_source: str, settings: ProbeSettings | None = None,
+               grouping: str = "groups") -> CVComparison:
+    """Stratified vs group K-fold log loss of a logistic regression on `x` (pure, seeded),
+    repeated `settings.repeats` times with other folds.
 
-    The regularisation is the one in `REGULARIZATION_GRID` with the lowest group-CV log loss;
-    both schemes use it. Probabilities are prior-corrected (see the module docstring).
+    The probes' own model, used where no finished run's head can be (see
+    :mod:`kit.probes.cvgap` for the verdict). The regularisation is the one in
+    `REGULARIZATION_GRID` with the lowest group-CV log loss of the first repeat; every fit
+    uses it.
 
     Raises:
         ValueError: If fewer than two groups exist, or a class has a single image.
     """
     settings = settings or ProbeSettings()
     y = np.asarray(y, np.int64)
-    groups = np.asarray(groups).astype(str)
-    if len(np.unique(groups)) < 2:
-        raise InputError("group CV needs at least 2 groups; the inference found 1.")
-    strat_folds = make_folds(y, wanted=settings.folds, seed=settings.seed)
-    group_folds = make_folds(y, wanted=settings.folds, seed=settings.seed, groups=groups)
+    sets = [fold_sets(y, groups, settings=settings, repeat=r) for r in range(settings.repeats)]
 
-    def losses(folds: np.ndarray, c: float) -> np.ndarray:
-        probs = oof_probabilities(lambda: _model(c), x, y, folds, n_classes)
-        return row_log_losses(y, prior_corrected(probs, y, folds, n_classes))
+    def oof(fold: np.ndarray, c: float) -> np.ndarray:
+        return oof_probabilities(lambda: _model(c), x, y, fold, n_classes)
 
-    by_c = {c: losses(group_folds, c) for c in REGULARIZATION_GRID}
-    best = min(by_c, key=lambda c: float(by_c[c].mean()))
-    grouped = by_c[best]
-    strat = losses(strat_folds, best)
-    prior = np.bincount(y, minlength=n_classes) / len(y)
-    optimism = bootstrap_mean_interval(grouped - strat, level=settings.level,
-                                       n_resamples=settings.n_resamples, seed=settings.seed,
-                                       clusters=groups)
-    test = sign_flip_test(grouped - strat, groups, n_permutations=settings.n_permutations,
-                          seed=settings.seed)
-    return CVComparison(
-        feature_source=feature_source, regularization=best,
-        stratified_log_loss=float(strat.mean()),
-        group_log_loss=float(grouped.mean()),
-        prior_log_loss=float(row_log_losses(y, np.tile(prior, (len(y), 1))).mean()),
-        optimism=optimism, p_value=test.p_value, alpha=settings.alpha,
-        n_stratified_folds=int(len(np.unique(strat_folds))),
-        n_group_folds=int(len(np.unique(group_folds))),
-    )
+    by_c = {c: oof(sets[0].grouped, c) for c in REGULARIZATION_GRID}
+    best = min(by_c, key=lambda c: float(
+        corrected_losses(by_c[c], y, sets[0].grouped, n_classes).mean()))
+    replicates = [Replicate(folds=f, stratified=oof(f.stratified, best),
+                            grouped=by_c[best] if r == 0 else oof(f.grouped, best))
+                  for r, f in enumerate(sets)]
+    used = ModelUsed(model=f"logistic regression (C={best:g}), the probes' own model",
+                     feature_source=feature_source, grouping=grouping, regularization=best)
+    return judge_gap(y, replicates, n_classes, used=used, settings=settings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,15 +302,19 @@ class GroupsResult:
     """Inferred groups, where they were written, and stratified vs group CV.
 
     Attributes:
-        leak: Stratified CV is optimistic (sign-flip test over groups, ``p <= alpha``).
+        leak: Stratified CV is optimistic (``comparison.leak``: sign-flip test over groups
+            ``p <= alpha`` and the optimism's interval above 0).
         n_groups: Number of groups among the training images.
         groups_file: The ``path,group`` CSV that ``run --folds group`` reads.
         blocks: How each size block was split by colour.
         group_sizes: Images per group, largest first.
         merged_by_duplicates: Group merges made so near-duplicate pairs share a group.
-        comparison: Stratified vs group CV of the probe's model, or None (one group).
-        holdout: Public/private log loss of the same model fitted on all training images, and
-            of the class prior, where a solution file is known.
+        comparison: Stratified vs group CV of the run's head (or the probe model) over the
+            declared groups where the competition has them, else the inferred ones; None when
+            skipped (one group).
+        holdout: Public/private log loss of the same model (fitted on all training images, or
+            the mean of the run head's stratified fold heads), and of the class prior, where a
+            solution file is known.
         agreement: Adjusted Rand index with known true groups (the demo's boats), if any.
         declared: The competition's declared groups (`CsvGroups`), if any: their file, their
             number and the adjusted Rand index of the inferred groups against them.
@@ -372,6 +332,12 @@ class GroupsResult:
     agreement: float | None
     declared: dict | None = None
     note: str = ""
+    grouping: str = "inferred"  # the groups the comparison kept whole: declared or inferred
+
+    @property
+    def fix(self) -> str | None:
+        """What to run so the CV stops being optimistic (None without a leak)."""
+        return GROUPS_FIX if self.leak else None
 
     @property
     def closer_to_private(self) -> str | None:
@@ -384,18 +350,17 @@ class GroupsResult:
         return "group" if group_gap < strat_gap else "stratified"
 
     def verdict(self) -> str:
-        declared = ""
-        if self.declared:
-            declared = (f" (declared: {self.declared['n_groups']}, adjusted Rand index "
-                        f"{self.declared['adjusted_rand_index']:.2f})")
         if self.comparison is None:
+            declared = ""
+            if self.declared:
+                declared = f" (declared: {self.declared['n_groups']})"
             return f"{self.n_groups} groups{declared}; {self.note}"
         c = self.comparison
-        text = (f"{self.n_groups} groups{declared}; stratified CV {c.stratified_log_loss:.3f} "
-                f"vs group CV {c.group_log_loss:.3f}")
+        text = f"{c.grouping}; {c.summary()}"
         if self.leak:
-            return f"LEAK: stratified CV is optimistic ({text})"
-        return f"no CV optimism ({text})"
+            return f"LEAK: stratified CV is optimistic ({text}); fix: {self.fix}"
+        hint = "" if c.model_kind == RUN_HEAD else f"; {PROBE_MODEL_HINT}"
+        return f"no significant CV optimism ({text}){hint}"
 
     def to_dict(self) -> dict:
         return {
@@ -412,4 +377,6 @@ class GroupsResult:
             "agreement_with_true_groups": self.agreement,
             "declared": self.declared,
             "note": self.note,
+            "grouping": self.grouping,
+            "fix": self.fix,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kit.probes.cvgap import RUN_HEAD, CVComparison
 from kit.probes.runner import ProbeReport
 
 __all__ = ["markdown_report", "summary_rows", "summary_table"]
@@ -13,23 +14,53 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def summary_rows(report: ProbeReport) -> list[tuple[str, str, str, str]]:
-    """One ``(probe, figure, verdict, evidence)`` row per probe."""
-    s, d, g, a, t = (report.size, report.duplicates, report.groups, report.adversarial,
-                     report.attention)
-    pairs = "; ".join(f"{p.a} ~ {p.b} ({p.hash_distance} bits)" for p in d.pairs[:2])
-    comparison = g.comparison
-    group_figure = (f"strat {comparison.stratified_log_loss:.3f} / group "
-                    f"{comparison.group_log_loss:.3f}" if comparison else f"{g.n_groups} groups")
+def _verdict(leak: bool, fix: str | None, word: str = "LEAK") -> str:
+    """The table's verdict cell: ok, or the leak and its fix."""
+    if not leak:
+        return "ok"
+    return f"{word}, fix: {fix.replace('`', '')}" if fix else word
+
+
+def _duplicates_row(report: ProbeReport) -> tuple[str, str, str, str]:
+    d = report.duplicates
+    figure = f"{len(d.pairs)} pairs, {d.cross_split} train/test, {d.within_train} in train"
+    c = d.comparison
+    evidence = "; ".join(f"{p.a} ~ {p.b} ({p.hash_distance} bits)" for p in d.pairs[:2])
+    if d.spread is not None:
+        figure += f" ({d.spread.straddling_share:.0%} split)"
+    if c is not None:
+        head = "run's head" if c.model_kind == RUN_HEAD else "probe model"
+        evidence = (f"strat {c.stratified_log_loss:.3f} / clusters kept {c.group_log_loss:.3f},"
+                    f" optimism [{c.optimism.low:.3f}, {c.optimism.high:.3f}] p={c.p_value:.3g}"
+                    f" ({head})" + (f"; {evidence}" if evidence else ""))
+    return ("duplicates", figure, _verdict(d.leak, d.fix), evidence or "none")
+
+
+def _groups_row(report: ProbeReport) -> tuple[str, str, str, str]:
+    g = report.groups
+    c = g.comparison
+    figure = (f"strat {c.stratified_log_loss:.3f} / group {c.group_log_loss:.3f}" if c
+              else f"{g.n_groups} groups")
     private = (f"private {_fmt(g.holdout.get('private'))}"
                if g.holdout and g.holdout.get("private") is not None else "")
+    if c is not None:
+        head = "run's head" if c.model_kind == RUN_HEAD else "probe model"
+        evidence = (f"{c.grouping}; optimism [{c.optimism.low:.3f}, {c.optimism.high:.3f}] "
+                    f"p={c.p_value:.3g} ({head})")
+    else:
+        evidence = f"{g.n_groups} groups"
+    return ("groups", figure, _verdict(g.leak, g.fix), f"{evidence}; {private}".strip("; "))
+
+
+def summary_rows(report: ProbeReport) -> list[tuple[str, str, str, str]]:
+    """One ``(probe, figure, verdict, evidence)`` row per probe; a LEAK verdict names its fix."""
+    s, a, t = report.size, report.adversarial, report.attention
     rows = [
-        ("size", f"gain {s.gain_nats:.3f} nats ({s.gain_percent:.1f}%), MI {s.mutual_information:.3f}",
-         "LEAK" if s.leak else "ok", "; ".join(s.evidence[:2]) or "no repeated sizes"),
-        ("duplicates", f"{len(d.pairs)} pairs, {d.cross_split} train/test",
-         "LEAK" if d.leak else "ok", pairs or "none"),
-        ("groups", group_figure, "LEAK" if g.leak else "ok",
-         f"{g.n_groups} groups; {private}".strip("; ")),
+        ("size",
+         f"gain {s.gain_nats:.3f} nats ({s.gain_percent:.1f}%), MI {s.mutual_information:.3f}",
+         _verdict(s.leak, s.fix), "; ".join(s.evidence[:2]) or "no repeated sizes"),
+        _duplicates_row(report),
+        _groups_row(report),
         ("adversarial", f"AUC {a.auc:.3f} [{a.auc_low:.3f}, {a.auc_high:.3f}]",
          "SHIFT" if a.leak else "ok",
          f"{a.source}; " + ", ".join(f"{k} {v:.2f}" for k, v in
@@ -37,7 +68,7 @@ def summary_rows(report: ProbeReport) -> list[tuple[str, str, str, str]]:
                                      .per_split.items())),
         ("attention", (f"{t.share:.0%} in box (chance {t.chance:.0%})" if t.share is not None
                        else "-"),
-         ("LEAK" if t.leak else "ok") if t.status == "measured" else "skipped",
+         _verdict(t.leak, t.fix) if t.status == "measured" else "skipped",
          t.reason or ", ".join(f"{c.label} {c.share:.0%}" for c in t.per_class)),
     ]
     return rows
@@ -99,7 +130,17 @@ def _duplicates_section(report: ProbeReport) -> list[str]:
     ]
     if d.train_pairs_split_by_stratified_folds is not None:
         lines.append(f"- Stratified folds would split {d.train_pairs_split_by_stratified_folds} "
-                     "within-train pairs; the inferred groups keep every pair in one fold.")
+                     "within-train pairs.")
+    if d.spread is not None:
+        lines.append(f"- Within train: {d.spread.text()} ({d.spread.straddling_images} of "
+                     f"{d.spread.n_train}).")
+    if d.comparison is not None:
+        lines += _comparison_lines(d.comparison, "folds that keep each cluster whole",
+                                   "clusters")
+    if d.note:
+        lines.append(f"- {d.note}")
+    if d.fix:
+        lines.append(f"- Fix: {d.fix}.")
     if d.pairs:
         lines += ["", "| a | b | kind | hash bits | thumbnail distance |", "|---|---|---|---|---|"]
         lines += [f"| {p.a} | {p.b} | {p.kind} | {p.hash_distance} | {p.pixel_distance:.4f} |"
@@ -109,6 +150,22 @@ def _duplicates_section(report: ProbeReport) -> list[str]:
     return [*lines, ""]
 
 
+def _comparison_lines(c: CVComparison, folds: str, unit: str) -> list[str]:
+    """How a stratified-vs-grouped comparison was made and what it measured."""
+    return [
+        f"- Model: {c.model}.",
+        f"- Features: {c.feature_source}.",
+        f"- Kept whole: {c.grouping}.",
+        f"- Stratified CV log loss {c.stratified_log_loss:.4f} ({c.n_stratified_folds} folds), "
+        f"{folds} {c.group_log_loss:.4f} ({c.n_group_folds} folds), class prior "
+        f"{c.prior_log_loss:.4f} (each fold moved to the full class prior).",
+        f"- Optimism of stratified CV: {c.optimism.estimate:.4f} nats, {c.optimism.level:.0%} "
+        f"interval [{c.optimism.low:.4f}, {c.optimism.high:.4f}] (bootstrap over {c.n_groups} "
+        f"{unit}); sign-flip test over {unit} p = {c.p_value:.3g}. LEAK when p <= "
+        f"{c.alpha:g} and the interval lies above 0.",
+    ]
+
+
 def _groups_section(report: ProbeReport) -> list[str]:
     g = report.groups
     lines = ["## 3. Groups", "", f"Verdict: **{g.verdict()}**", "",
@@ -116,28 +173,28 @@ def _groups_section(report: ProbeReport) -> list[str]:
              "- Size blocks split by colour: " + ", ".join(
                  f"{b.block} -> {b.n_clusters}" + (f" (p={b.p_value:.3g})" if b.p_value is not None
                                                    else "") for b in g.blocks) + "."]
+    if g.declared:
+        lines.append(f"- Declared groups: {g.declared['n_groups']} in `{g.declared['file']}` "
+                     f"(adjusted Rand index of the inferred groups against them "
+                     f"{g.declared['adjusted_rand_index']:.3f}); the comparison keeps these "
+                     "whole, as `run --folds group` does.")
     if g.agreement is not None:
         lines.append(f"- Agreement with the true boats (adjusted Rand index): {g.agreement:.3f}.")
     if g.merged_by_duplicates:
         lines.append(f"- {g.merged_by_duplicates} merges so near-duplicates share a group.")
-    c = g.comparison
-    if c is not None:
-        lines += [
-            f"- Model: logistic regression (C={c.regularization:g}) on {c.feature_source}.",
-            f"- Stratified CV log loss {c.stratified_log_loss:.4f} ({c.n_stratified_folds} "
-            f"folds), group CV {c.group_log_loss:.4f} ({c.n_group_folds} folds), class prior "
-            f"{c.prior_log_loss:.4f}.",
-            f"- Optimism of stratified CV: {c.optimism.estimate:.4f} nats, "
-            f"{c.optimism.level:.0%} interval [{c.optimism.low:.4f}, {c.optimism.high:.4f}] "
-            f"(bootstrap over groups); sign-flip test over groups p = {c.p_value:.3g}.",
-        ]
+    if g.comparison is not None:
+        lines += _comparison_lines(g.comparison, "group folds", "groups")
     if g.holdout:
-        lines.append(f"- Same model on the test set: public {_fmt(g.holdout['public'])}, "
+        what = ("the mean of its stratified fold heads" if g.comparison.model_kind == RUN_HEAD
+                else "fitted on every training image")
+        lines.append(f"- Same model on the test set ({what}): public {_fmt(g.holdout['public'])}, "
                      f"private {_fmt(g.holdout['private'])} (class prior "
                      f"{_fmt(g.holdout['prior_public'])} / {_fmt(g.holdout['prior_private'])}); "
                      f"closer to private: {g.closer_to_private} CV.")
     if g.note:
         lines.append(f"- {g.note}")
+    if g.fix:
+        lines.append(f"- Fix: {g.fix}.")
     return [*lines, ""]
 
 

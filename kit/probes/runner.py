@@ -3,7 +3,10 @@
 Data flows one way: layout -> header-only sizes -> one decode per image (image statistics) ->
 probes (size, near-duplicates, groups, adversarial validation, attention) -> one
 :class:`ProbeReport`, whose ``to_dict()`` is the ``--json`` output. The groups file is written
-here (``Paths.groups_file``), atomically, for ``run --folds group``.
+here (``Paths.groups_file``), atomically, for ``run --folds group``, and the near-duplicate
+clusters inside train (``clusters.csv``) for ``run --folds auto``. The groups and the
+near-duplicate clusters are judged by what they do to the CV of one model, the run's own head
+where a finished run exists, measured together (:mod:`kit.probes.leakcv`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from kit.competition import Competition
 from kit.core.atomic import atomic_write_text
 from kit.core.errors import InputError
 from kit.core.paths import Paths
-from kit.data.groups import declared_groups
 from kit.data.layout import TRAIN, Layout, read_layout
 from kit.probes.adversarial import (
     METADATA,
@@ -32,11 +34,28 @@ from kit.probes.adversarial import (
 from kit.probes.attention import AttentionResult, skipped_attention
 from kit.probes.attention_run import run_attention
 from kit.probes.crossval import make_folds, usable_folds
-from kit.probes.duplicates import DuplicatesResult, calibrate, find_duplicates
+from kit.probes.duplicates import (
+    DuplicatesResult,
+    calibrate,
+    duplicate_clusters,
+    find_duplicates,
+)
 from kit.probes.evidence import CLUSTERS_CSV
-from kit.probes.groups import GroupsResult, compare_cv, fit_predict, infer_groups, merge_pairs
+from kit.probes.groups import GroupsResult
+from kit.probes.groups_run import (
+    GroupsFound,
+    HoldoutRows,
+    TrainRows,
+    cluster_grouping,
+    duplicates_with_cv,
+    group_grouping,
+    groups_result,
+    infer_and_write,
+)
+from kit.probes.headcv import ProbeHead
 from kit.probes.imagestats import ImageStats, Unreadable, read_image_stats
-from kit.probes.runs import FinishedRun, cached_features, find_run, pool_features
+from kit.probes.leakcv import ProbeFeatures, measure_cv
+from kit.probes.runs import FinishedRun, feature_rows, find_run, pool_features, pooled_in_chunks
 from kit.probes.settings import ProbeSettings
 from kit.probes.size import SizeReading, SizeResult, read_sizes, size_probe
 
@@ -44,8 +63,6 @@ __all__ = ["ProbeReport", "ProbeRequest", "run_probes"]
 
 Log = Callable[[str], None]
 IMAGE_STATISTICS = "image statistics (colour histograms and grid colours)"
-UNREADABLE_GROUP = "unreadable"
-DEMO_META = "demo_meta.csv"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,23 +176,6 @@ def _run_duplicates(good: pd.DataFrame, stats: ImageStats, competition: Competit
                            thresholds, folds=folds)
 
 
-def duplicate_clusters(paths: list[str], pairs: list[tuple[str, str]]) -> list[str]:
-    """A cluster id per path: paths joined by a near-duplicate pair share one (union-find);
-    a path in no pair is its own cluster."""
-    parent = {p: p for p in paths}
-
-    def find(p: str) -> str:
-        while parent[p] != p:
-            parent[p] = parent[parent[p]]
-            p = parent[p]
-        return p
-
-    for a, b in pairs:
-        if a in parent and b in parent:
-            parent[find(a)] = find(b)
-    return [find(p) for p in paths]
-
-
 def _write_clusters(request: ProbeRequest, layout: Layout,
                     duplicates: DuplicatesResult) -> None:
     """`clusters.csv` (path,group) of every training image: what `run --folds auto` keeps in
@@ -195,132 +195,64 @@ def _restrict(stats: ImageStats, usable: np.ndarray) -> ImageStats:
                       histogram=stats.histogram[keep], unreadable=stats.unreadable)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Features:
-    """The non-metadata features of the readable images, and where they came from."""
-
-    matrix: np.ndarray
-    source: str
-
-
 def _features(run: FinishedRun | None, good: pd.DataFrame, stats: ImageStats,
-              paths: Paths) -> _Features:
+              paths: Paths) -> ProbeFeatures:
+    """The probes' features: the run's cached features (read lazily, average- and max-pooled a
+    chunk at a time) with its head, else image statistics."""
     statistics = np.concatenate([stats.histogram, stats.grid], axis=1)
     if run is None:
-        return _Features(matrix=statistics, source=f"{IMAGE_STATISTICS}: no finished run")
-    found = cached_features(run, list(good["file"]), paths)
+        return ProbeFeatures(matrix=statistics, source=f"{IMAGE_STATISTICS}: no finished run")
+    found = feature_rows(run, list(good["file"]), paths)
     if found is None or not found[1].all():
         missing = len(good) if found is None else int((~found[1]).sum())
-        return _Features(matrix=statistics,
-                         source=f"{IMAGE_STATISTICS}: {missing} images lack cached features "
-                                f"of run {run.run_id}")
+        return ProbeFeatures(matrix=statistics,
+                             source=f"{IMAGE_STATISTICS}: {missing} images lack cached "
+                                    f"features of run {run.run_id}")
     key = run.feature_key()
-    return _Features(matrix=pool_features(found[0]),
-                     source=f"cached features of run {run.run_id} ({key.backbone} "
-                            f"{key.input_size[0]}x{key.input_size[1]}, average+max pooled)")
+    cache = (f"cached features of run {run.run_id} ({key.backbone} "
+             f"{key.input_size[0]}x{key.input_size[1]}")
+    return ProbeFeatures(matrix=pooled_in_chunks(found[0], pool_features),
+                         source=f"{cache}, average+max pooled)", rows=found[0],
+                         head=ProbeHead.from_recipe(run.recipe), cache=f"{cache})")
 
 
-def _true_groups(root: Path, paths: list[str]) -> np.ndarray | None:
-    meta_file = root / DEMO_META
-    if not meta_file.is_file():
-        return None
-    meta = pd.read_csv(meta_file)
-    if not {"path", "boat"} <= set(meta.columns):
-        return None
-    boats = dict(zip(meta["path"].astype(str), meta["boat"].astype(str), strict=True))
-    if not all(p in boats for p in paths):
-        return None
-    return np.array([boats[p] for p in paths], dtype=object)
+@dataclass(frozen=True, kw_only=True)
+class _CVProbes:
+    """The groups and duplicates probes' results, measured together."""
+
+    groups: GroupsResult
+    duplicates: DuplicatesResult
 
 
-def _holdout(root: Path, competition: Competition, train: pd.DataFrame, test: pd.DataFrame,
-             probs: np.ndarray) -> dict | None:
-    """Public/private log loss of `probs` for `test` (and of the prior) against solution.csv.
-
-    Log loss whatever the competition's metric: the probes compare probabilities."""
-    solution_file = root / "solution.csv"
-    if not solution_file.is_file():
-        return None
-    from kit.scoring.metrics import log_loss
-    from kit.scoring.score import read_solution, truth_indices
-
-    solution = read_solution(solution_file, competition)
-    row_of = {str(i): k for k, i in enumerate(test["id"])}
-    order = np.array([row_of[str(i)] for i in solution[competition.submission.id_column]])
-    y, p = truth_indices(solution, competition), probs[order]
-    prior = np.bincount(_labels(competition, train), minlength=competition.n_classes) / len(train)
-    out: dict = {"solution": str(solution_file)}
-    for usage in ("Public", "Private"):
-        mask = (solution["Usage"].astype(str) == usage).to_numpy()
-        out[usage.lower()] = log_loss(y[mask], p[mask]) if mask.any() else None
-        out[f"prior_{usage.lower()}"] = (log_loss(y[mask], np.tile(prior, (mask.sum(), 1)))
-                                         if mask.any() else None)
-    return out
-
-
-def _declared(competition: Competition, root: Path, train: pd.DataFrame,
-              inferred: np.ndarray) -> dict | None:
-    """The competition's declared groups against the inferred ones (adjusted Rand index)."""
-    if competition.groups is None:
-        return None
-    from sklearn.metrics import adjusted_rand_score
-
-    declared = declared_groups(competition, root, train)
-    return {"file": str(root / competition.groups.file),
-            "n_groups": int(len(np.unique(declared))),
-            "adjusted_rand_index": float(adjusted_rand_score(declared, inferred))}
-
-
-def _run_groups(request: ProbeRequest, layout: Layout, good: pd.DataFrame,
-                stats: ImageStats, features: _Features,
-                duplicates: DuplicatesResult) -> GroupsResult:
+def _run_cv_probes(request: ProbeRequest, layout: Layout, good: pd.DataFrame,
+                   stats: ImageStats, features: ProbeFeatures,
+                   duplicates: DuplicatesResult) -> _CVProbes:
+    """Groups (inferred, written; declared where the competition has them) and near-duplicate
+    clusters, each judged by what it does to the CV of one model (kit.probes.leakcv)."""
     competition, settings = request.competition, request.settings
     is_train = (good["split"] == TRAIN).to_numpy()
-    train = good[is_train].reset_index(drop=True)
-    inference = infer_groups(train["width"].to_numpy(np.int64),
-                             train["height"].to_numpy(np.int64),
-                             stats.grid[is_train], settings=settings)
-    index = {p: i for i, p in enumerate(train["path"])}
-    pairs = [(index[p.a], index[p.b]) for p in duplicates.pairs if p.kind == "within_train"]
-    inference = merge_pairs(inference, pairs)
-    group_of = dict(zip(train["path"], inference.groups.tolist(), strict=True))
-    all_train = layout.train
-    frame = pd.DataFrame({"path": all_train["path"].tolist(),
-                          "group": [group_of.get(p, UNREADABLE_GROUP) for p in all_train["path"]]})
+    table = good[is_train].reset_index(drop=True)
+    train = TrainRows(table=table, y=_labels(competition, table))
     groups_file = request.paths.groups_file(competition.name, layout.root)
-    atomic_write_text(groups_file, frame.to_csv(index=False, lineterminator="\n"))
-
-    truth = _true_groups(layout.root, list(train["path"]))
-    agreement = None
-    if truth is not None:
-        from sklearn.metrics import adjusted_rand_score
-
-        agreement = float(adjusted_rand_score(truth, inference.groups))
-    common = {"n_groups": inference.n_groups, "groups_file": str(groups_file),
-              "blocks": inference.blocks, "group_sizes": inference.sizes(),
-              "merged_by_duplicates": inference.merged_by_duplicates, "agreement": agreement,
-              "declared": _declared(competition, layout.root, train, inference.groups)}
-    labels = _labels(competition, train)
-    if inference.n_groups < 2 or not usable_folds(labels, settings.folds):
-        note = ("one group only: nothing to hold out" if inference.n_groups < 2
-                else "a class has a single image: no cross-validation")
-        return GroupsResult(leak=False, comparison=None, holdout=None, note=note, **common)
-    x = features.matrix
-    comparison = compare_cv(x[is_train], labels, inference.groups, competition.n_classes,
-                            feature_source=features.source, settings=settings)
-    probs = fit_predict(x[is_train], labels, x[~is_train], competition.n_classes,
-                        regularization=comparison.regularization)
-    test = layout.test.reset_index(drop=True)
-    # Unreadable test images get the class prior, as the pipeline's submission gives them.
-    full = np.tile(np.bincount(labels, minlength=competition.n_classes) / len(labels),
-                   (len(test), 1))
-    row_of = {p: i for i, p in enumerate(test["path"])}
-    full[[row_of[p] for p in good.loc[~is_train, "path"]]] = probs
-    holdout = _holdout(layout.root, competition, train, test, full)
-    return GroupsResult(leak=comparison.leak, comparison=comparison, holdout=holdout, **common)
+    inference = infer_and_write(train, stats.grid[is_train], duplicates,
+                                all_train=layout.train, groups_file=groups_file,
+                                settings=settings)
+    grouping, declared, note = group_grouping(competition, layout.root, train, inference,
+                                              settings=settings)
+    clusters, spread, cluster_note = cluster_grouping(train, duplicates, settings=settings)
+    chosen = [g for g in (grouping, clusters) if g is not None]
+    cv = measure_cv(features, is_train, train.y, chosen, n_classes=competition.n_classes,
+                    settings=settings)
+    found = GroupsFound(inference=inference, groups_file=groups_file, declared=declared,
+                        note=note)
+    holdout = HoldoutRows(root=layout.root, competition=competition,
+                          test=layout.test.reset_index(drop=True),
+                          readable=list(good.loc[~is_train, "path"]))
+    return _CVProbes(groups=groups_result(found, train, cv, holdout),
+                     duplicates=duplicates_with_cv(duplicates, spread, cv, cluster_note))
 
 
-def _run_adversarial(good: pd.DataFrame, features: _Features,
+def _run_adversarial(good: pd.DataFrame, features: ProbeFeatures,
                      settings: ProbeSettings) -> AdversarialResult:
     n_bytes = np.array([os.stat(f).st_size for f in good["file"]], dtype=np.float64)
     meta = metadata_matrix(good["width"].to_numpy(np.float64),
@@ -377,8 +309,9 @@ def _run_probes(request: ProbeRequest, *, log: Log) -> ProbeReport:
     duplicates = timed("duplicates", lambda: _run_duplicates(good, stats, competition, settings))
     _write_clusters(request, layout, duplicates)
     features = timed("features", lambda: _features(run, good, stats, request.paths))
-    groups = timed("groups", lambda: _run_groups(request, layout, good, stats, features,
-                                                 duplicates))
+    probed = timed("groups", lambda: _run_cv_probes(request, layout, good, stats, features,
+                                                    duplicates))
+    groups, duplicates = probed.groups, probed.duplicates
     adversarial = timed("adversarial", lambda: _run_adversarial(good, features, settings))
     if request.attention:
         attention = timed("attention", lambda: run_attention(

@@ -6,20 +6,25 @@ features live in the FeatureStore keyed exactly as the run keyed it (`run_featur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kit.core.errors import InputError
 from kit.core.paths import Paths
 from kit.data.images import UnreadableImageError, file_digest
-from kit.features.cache import FeatureKey, FeatureStore
+from kit.features.cache import FeatureKey, FeatureRows, FeatureStore
 from kit.runs.find import run_on_data
 from kit.runs.layout import FoldFolder, RunFolder
 from kit.runs.record import RunRecord
 
-__all__ = ["FinishedRun", "cached_features", "find_run", "pool_features", "run_feature_key"]
+__all__ = ["FinishedRun", "cached_features", "feature_rows", "find_run", "pool_features",
+           "pooled_in_chunks", "run_feature_key"]
+
+#: Feature maps pooled at a time: memory grows with this, not with the dataset.
+POOL_CHUNK = 256
 
 
 def run_feature_key(record: RunRecord, variant: str | None = None) -> FeatureKey:
@@ -74,9 +79,10 @@ def find_run(competition: str, data_root: Path, paths: Paths, *,
     return FinishedRun(record_file=found[0], record=found[1])
 
 
-def cached_features(run: FinishedRun, files: Sequence[Path], paths: Paths
-                    ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The run's plain-variant features of `files`, and a mask of the files that have them.
+def feature_rows(run: FinishedRun, files: Sequence[Path], paths: Paths
+                 ) -> tuple[FeatureRows, np.ndarray] | None:
+    """The run's plain-variant features of `files` as lazy rows (read from the memory-mapped
+    cache when indexed), and a mask of the files that have them.
 
     Returns None when the store holds none of them (e.g. another work folder).
     """
@@ -90,7 +96,18 @@ def cached_features(run: FinishedRun, files: Sequence[Path], paths: Paths
     present = np.array([d is not None and d in store for d in digests], dtype=bool)
     if not present.any():
         return None
-    return store.get([d for d, ok in zip(digests, present, strict=True) if ok]), present
+    return store.rows([d for d, ok in zip(digests, present, strict=True) if ok]), present
+
+
+def cached_features(run: FinishedRun, files: Sequence[Path], paths: Paths
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The run's plain-variant features of `files` (one array), and a mask of the files that
+    have them; None when the store holds none of them."""
+    found = feature_rows(run, files, paths)
+    if found is None:
+        return None
+    rows, present = found
+    return rows[np.arange(len(rows))], present
 
 
 def pool_features(features: np.ndarray) -> np.ndarray:
@@ -98,3 +115,13 @@ def pool_features(features: np.ndarray) -> np.ndarray:
     if features.ndim == 4:
         return np.concatenate([features.mean(axis=(1, 2)), features.max(axis=(1, 2))], axis=1)
     return features.reshape(len(features), -1)
+
+
+def pooled_in_chunks(rows, pool: Callable[[np.ndarray], np.ndarray], *,
+                     chunk: int = POOL_CHUNK) -> np.ndarray:
+    """`pool` applied to `rows` (an array or lazy `FeatureRows`) `chunk` rows at a time, so at
+    most `chunk` feature maps are in memory at once; the pooled rows stacked."""
+    if not len(rows):
+        raise InputError("pooled_in_chunks needs at least one row; received none")
+    return np.concatenate([pool(np.asarray(rows[np.arange(i, min(i + chunk, len(rows)))]))
+                           for i in range(0, len(rows), chunk)])

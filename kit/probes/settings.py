@@ -21,6 +21,9 @@ class ProbeSettings:
             number of groups is smaller).
         seed: Seed of every shuffle, resample, fold split and simulation.
         workers: Threads decoding images.
+        repeats: Times the CV comparisons of the groups and near-duplicates probes are
+            repeated, each with other folds and training seeds; their spread is the model's
+            own noise, which the verdicts count (at least 2).
     """
 
     alpha: float = 0.05
@@ -29,11 +32,12 @@ class ProbeSettings:
     folds: int = 5
     seed: int = 0
     workers: int = 2
+    repeats: int = 3
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         for name, minimum in (("n_permutations", 19), ("n_resamples", 100), ("folds", 2),
-                              ("seed", 0), ("workers", 1)):
+                              ("seed", 0), ("workers", 1), ("repeats", 2)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InputError(

@@ -48,6 +48,8 @@ __all__ = [
 TABLE_ROWS = 12  # sizes shown in the per-class table (the most frequent ones)
 EVIDENCE_ROWS = 5
 REGULARIZATION = 1.0  # inverse L2 strength (C) of the metadata model
+#: The fix a size leak names: validation that holds cameras out, and a head that cannot read size.
+SIZE_FIX = "`run --folds group` (cameras held out whole) and no size in `--metadata`"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -133,10 +135,15 @@ class SizeResult:
         total = sum(s.n_images for s in self.shift)
         return sum(s.n_unseen for s in self.shift) / total if total else 0.0
 
+    @property
+    def fix(self) -> str | None:
+        """What to do about a size leak (None without one)."""
+        return SIZE_FIX if self.leak else None
+
     def verdict(self) -> str:
         if self.leak:
             return (f"LEAK: size predicts the class (MI p={self.mi_p_value:.3g}, gain "
-                    f"{self.gain_nats:.3f} nats, interval above 0)")
+                    f"{self.gain_nats:.3f} nats, interval above 0); fix: {SIZE_FIX}")
         return (f"no size leak (MI p={self.mi_p_value:.3g}; gain {self.gain_nats:.3f} nats, "
                 f"{self.gain_interval.level:.0%} interval [{self.gain_interval.low:.3f}, "
                 f"{self.gain_interval.high:.3f}])")
@@ -147,6 +154,7 @@ class SizeResult:
         out["shift"] = [s.to_dict() for s in self.shift]
         out["test_unseen_share"] = self.test_unseen_share
         out["verdict"] = self.verdict()
+        out["fix"] = self.fix
         return out
 
 

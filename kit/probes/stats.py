@@ -30,6 +30,7 @@ from kit.core.errors import InputError
 __all__ = [
     "AucInterval",
     "Interval",
+    "ModelNoise",
     "PermutationTest",
     "auc_interval",
     "bootstrap_mean_interval",
@@ -87,6 +88,38 @@ class PermutationTest:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelNoise:
+    """Noise a statistic carries beyond its sampling units: ``scale * T`` with ``T`` Student-t
+    of `df` degrees of freedom (``scale`` a standard error estimated from `df + 1` replicate
+    measurements, e.g. model trainings with other folds and seeds). Zero scale: none."""
+
+    scale: float
+    df: int
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.scale) or self.scale < 0:
+            raise InputError(f"scale must be a finite number >= 0; received scale={self.scale!r}.")
+        _check_count("df", self.df, 1)
+
+    @classmethod
+    def of_replicates(cls, values: ArrayLike) -> ModelNoise:
+        """The standard error of the mean of replicate measurements (>= 2 of them)."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim != 1 or len(x) < 2 or not np.isfinite(x).all():
+            raise InputError(f"replicates must be at least 2 finite numbers; received {x!r}.")
+        return cls(scale=float(x.std(ddof=1) / np.sqrt(len(x))), df=len(x) - 1)
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return self.scale * rng.standard_t(self.df, size=size)
+
+    def exceed(self, margins: np.ndarray) -> np.ndarray:
+        """P(noise >= margin) per margin (with zero scale: 1 where margin <= 0)."""
+        if self.scale == 0:
+            return (margins <= 0).astype(np.float64)
+        return scipy_stats.t.sf(margins / self.scale, self.df)
 
 
 def check_level(level: object) -> float:
@@ -201,6 +234,7 @@ def bootstrap_mean_interval(
     n_resamples: int = 2000,
     seed: int = 0,
     clusters: ArrayLike | None = None,
+    noise: ModelNoise | None = None,
 ) -> Interval:
     """Percentile bootstrap interval of the mean of `values`.
 
@@ -211,6 +245,8 @@ def bootstrap_mean_interval(
         seed: Seed of the resampling.
         clusters: Optional cluster label per value. Clusters (e.g. boats) are resampled whole,
             so correlated values within a cluster do not make the interval too narrow.
+        noise: Optional noise the mean carries beyond the resampled units (e.g. a model's own
+            training noise); one draw of it is added to each resampled mean.
 
     Raises:
         ValueError: On empty or non-finite values, a bad level, or mismatched clusters.
@@ -238,6 +274,8 @@ def bootstrap_mean_interval(
         counts = np.bincount(codes, minlength=k).astype(np.float64)
         draws = rng.integers(0, k, size=(n_resamples, k))
         means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    if noise is not None:
+        means = means + noise.draw(rng, n_resamples)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return Interval(estimate=float(x.mean()), low=float(low), high=float(high), level=level)
@@ -308,13 +346,17 @@ def quantile_upper_bound(values: ArrayLike, *, quantile: float, level: float) ->
 
 
 def sign_flip_test(values: ArrayLike, clusters: ArrayLike, *, n_permutations: int = 999,
-                   seed: int = 0) -> PermutationTest:
+                   seed: int = 0, noise: ModelNoise | None = None) -> PermutationTest:
     """One-sided test that the mean of `values` is above zero, flipping whole clusters' signs.
 
     Under the null each cluster's values are as likely negated, so the statistic (the overall
     mean) is compared with the means of every sign pattern over the clusters: all ``2**G``
     patterns when there are at most 16 clusters (exact), else `n_permutations` random ones.
     With G clusters the smallest p-value is ``2**-G``: a few clusters cannot prove much.
+
+    With `noise` (noise the mean carries beyond the clusters, such as a model's training
+    noise), the null is the sign-flip mean plus that noise: each pattern counts with the
+    chance that the noise lifts it to the observed mean, not 0 or 1.
 
     Raises:
         ValueError: On empty or non-finite values or mismatched clusters.
@@ -340,9 +382,13 @@ def sign_flip_test(values: ArrayLike, clusters: ArrayLike, *, n_permutations: in
         count = n_permutations
     observed = float(sums.sum() / len(x))
     null = patterns @ sums / len(x)
-    exceed = int((null >= observed - 1e-12 * max(1.0, abs(observed))).sum())
-    # Exact enumeration counts the identity pattern itself; random patterns add it.
-    p_value = exceed / count if k <= 16 else (1 + exceed) / (1 + count)
+    margins = observed - null - 1e-12 * max(1.0, abs(observed))
+    chances = (noise or ModelNoise(scale=0.0, df=1)).exceed(margins)
+    if k <= 16:  # exact enumeration counts the identity pattern (the last) whole, as itself
+        chances[-1] = 1.0
+        p_value = float(chances.sum()) / count
+    else:  # random patterns add it
+        p_value = (1 + float(chances.sum())) / (1 + count)
     return PermutationTest(statistic=observed, null_mean=float(null.mean()), p_value=p_value,
                            n_permutations=count)
 
