@@ -549,6 +549,7 @@ EXTERNAL: tuple[tuple[str, str, bool], ...] = (
     ("finetune_speed", "finetune_images_per_s", True),
     ("finetune_speed", "head_train_images_per_s", True),
     ("backbones", "backbone_images_per_s", True),
+    ("cached_run", "cached_run_over_extraction", True),
 )
 
 

@@ -13,6 +13,7 @@ import pytest
 from kit.app.calibrate import calibrate
 from kit.app.features import ArrayStore, FeatureSet, usable_rows
 from kit.app.folds import choose_folds
+from kit.app.honesty import Assessment
 from kit.app.outputs import (
     Outcome,
     build_record,
@@ -32,6 +33,8 @@ from kit.cv.task import CVResult, FoldResult
 from kit.features.backbones import ResolvedWeights
 from kit.runs.layout import RunFolder
 from kit.scoring.calibration import ClipChoice
+from kit.scoring.calibrators import Calibration
+from kit.scoring.expected import expected_score
 
 FISH = load_competition("fisheries")
 WEIGHTS = ResolvedWeights(kind="imagenet", identity="imagenet:abc", path=None, seed=0)
@@ -167,11 +170,16 @@ def _cv(oof: np.ndarray, test: np.ndarray) -> CVResult:
 def test_calibration_gives_missing_test_rows_the_prior():
     labels = np.array([0, 0, 0, 1])
     oof = np.array([[0.9, 0.1], [0.8, 0.2], [0.99, 0.01], [0.3, 0.7]])
-    calibrated = calibrate(labels, _cv(oof, np.array([[0.6, 0.4], [1.0, 0.0]])),
-                           np.array([True, False, True]), n_classes=2)
+    cv = _cv(oof, np.array([[0.6, 0.4], [1.0, 0.0]]))
+    calibrated = calibrate(labels, cv, np.array([True, False, True]), n_classes=2,
+                           calibration=Calibration(kind="clip", value=0.02))
     assert calibrated.test_probs.shape == (3, 2)
     assert calibrated.test_probs[1] == pytest.approx([0.75, 0.25], abs=1e-6)
-    assert calibrated.test_probs[2, 1] == pytest.approx(calibrated.clip.clip)
+    assert calibrated.test_probs[2, 1] == pytest.approx(0.02) == calibrated.applied_clip
+    assert calibrated.clip.clip == 0.0  # what choose_clip picks on these OOF rows, recorded
+    plain = calibrate(labels, cv, np.array([True, False, True]), n_classes=2,
+                      calibration=Calibration(kind="none"))
+    assert plain.test_probs[2].tolist() == [1.0, 0.0] and plain.applied_clip == 0.0
     assert calibrated.prior_log_loss == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
 
 
@@ -189,18 +197,27 @@ def test_submission_predictions_and_record(fish_layout: Path, tmp_path: Path):
     submission = submission_writer(setup, table, probs)(tmp_path / "s.csv")
     assert pd.read_csv(submission).shape == (3, 9)
     cv = _cv(np.full((16, 8), 1 / 8), probs)
+    assessment = Assessment(
+        reference="single", calibration=Calibration(kind="none"), candidates={"none": 2.08},
+        expected=expected_score("log_loss", rows.labels, cv.oof, clusters=None, n_private=2))
     predictions = save_predictions(folder, list(FISH.classes), rows, cv, table.test, probs)
     assert pd.read_csv(predictions["oof"]).columns[:2].tolist() == ["path", "label"]
     record = build_record(setup, table, rows, Outcome(
         weights=WEIGHTS, config=config, key=key, folder=folder, run_id=run_id,
-        submission=submission, cv=cv, calibrated=calibrate(rows.labels, cv, rows.test_ok,
-                                                           n_classes=8),
+        submission=submission, cv=cv, calibrated=calibrate(
+            rows.labels, cv, rows.test_ok, n_classes=8, calibration=assessment.calibration),
+        assessment=assessment,
         feature_stats={"computed": 19}, head_notes={}, bbox_iou=None, predictions=predictions,
         timings={"total": 1.0}))
     assert record.summary()["n_train"] == 16 and record.config_hash == key
     assert record.backbone == {"name": "demo_cnn", "preprocess": "builtin",
                                "weights": "imagenet:abc"}
-    assert isinstance(ClipChoice, type) and record.clip_choice["clip"] == record.clip
+    assert isinstance(ClipChoice, type) and record.clip == 0.0
+    assert record.calibration == {"kind": "none", "value": 0.0, "asked": "auto",
+                                  "fitted_on": "single OOF rows",
+                                  "cross_fitted_log_loss": {"none": 2.08}, "gain_z": {}}
+    assert record.summary()["expected_private"]["value"] == pytest.approx(np.log(8))
+    assert record.expected_private["reference"] == "single"
 
 
 def test_a_class_without_training_images_is_an_error_unless_allowed(fish_layout: Path):

@@ -63,6 +63,13 @@ def test_fisheries_demo_run_and_score_through_the_real_cli(env, tmp_path: Path):
     assert len(oof) == 48 and list(oof.columns[:2]) == ["path", "label"]
     assert len(pd.read_csv(record["predictions"]["test"])) == 32
     assert "public" in result["local_score"] and "private" in result["local_score"]
+    expected = result["expected_private"]  # the nested ensemble's OOF rows, 3 folds
+    assert expected["reference"] == "ensemble" and expected["n_private"] == 16  # test_stg2
+    assert expected["low"] <= expected["value"] <= expected["high"]
+    assert "expected private \u2248" in proc.stdout
+    assert record["calibration"]["kind"] in ("none", "clip", "temperature")
+    assert set(record["calibration"]["cross_fitted_log_loss"]) == {"none", "clip", "temperature"}
+    assert (Path(record["run_dir"]) / "seed0" / "nested_oof.npy").is_file()
 
     score_json = tmp_path / "score.json"
     proc = _cli(["score", FISHERIES, str(submission), "--demo", "--demo-preset", "tiny",
@@ -322,6 +329,9 @@ def test_finetune_and_pseudo_label_runs_write_valid_submissions(env, tmp_path: P
         assert len(pd.read_csv(result["submission"])) == 32
         if "--mode" in extra:
             assert result["mode"] == "finetune"
+            # one model per row: its own OOF rows, less the estimated averaging gain
+            assert result["expected_private"]["reference"] == "single"
+            assert result["expected_private"]["averaging_gain"] >= 0
             run_dir = Path(json.loads(Path(result["record"]).read_text())["run_dir"])
             assert (run_dir / "seed0" / "fold0" / "epochs.csv").is_file()
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from kit.competition import load_competition
 from kit.runs.record import RunRecord
 from kit.scoring.leaderboard import (
     DB_NAME,
+    FLAG_NOTE,
     Entry,
     KaggleScores,
     LeaderboardError,
@@ -117,11 +119,43 @@ def test_ties_go_to_the_earlier_entry() -> None:
 def test_table_shows_every_column() -> None:
     table = format_table(rank([_entry("leaky", 0.5, 1.4, 0.45), _entry("honest", 0.7, 0.8, 0.72)]))
     lines = table.splitlines()
-    assert lines[0].split() == ["#", "run", "id", "date", "cv", "public", "private", "priv#",
-                                "shake", "src", "recipe"]
-    assert lines[1].split()[:9] == ["1", "leaky", "2024-01-01", "0.4500", "0.5000", "1.4000", "2",
-                                    "-1", "local"]
-    assert lines[2].split()[7] == "+1"
+    assert lines[0].split() == ["#", "run", "id", "date", "cv", "expected", "[95", "%]",
+                                "public", "private", "priv#", "shake", "src", "recipe"]
+    assert lines[1].split()[:10] == ["1", "leaky", "2024-01-01", "0.4500", "-", "0.5000",
+                                     "1.4000", "2", "-1", "local"]
+    assert lines[2].split()[8] == "+1"
+    assert len(lines) == 3  # nothing flagged, no note
+
+
+def test_a_public_score_better_than_the_expected_interval_is_flagged() -> None:
+    leaky = dataclasses.replace(_entry("leaky", 0.5, 1.4, 1.0), expected=1.0,
+                                expected_low=0.8, expected_high=1.2)
+    honest = dataclasses.replace(_entry("honest", 0.9, 1.1, 1.0), expected=1.0,
+                                 expected_low=0.8, expected_high=1.2)
+    ranked = rank([leaky, honest])
+    assert [r.flagged for r in ranked] == [True, False]
+    assert ranked[0].to_dict()["public_beats_interval"] is True
+    lines = format_table(ranked).splitlines()
+    assert "1.0000 [0.800, 1.200]" in lines[1] and "0.5000!" in lines[1]
+    assert lines[-1] == FLAG_NOTE
+    # a score to maximise: flagged above the interval, not below it
+    f1 = dataclasses.replace(_entry("f1", 0.95, 0.7), expected=0.7, expected_low=0.6,
+                             expected_high=0.8)
+    assert f1.public_beats_interval(higher_is_better=True)
+    assert not f1.public_beats_interval(higher_is_better=False)
+    assert not _entry("none", 0.1, 0.1).public_beats_interval()  # no interval: no flag
+
+
+def test_the_expected_interval_comes_from_the_run_record(tmp_path: Path) -> None:
+    submission = tmp_path / "submissions" / "fisheries" / "run-e.csv"
+    _run_record(submission, cv=1.0)
+    path = submission.with_suffix(".json")
+    run = RunRecord.read(path)
+    dataclasses.replace(run, expected_private={"value": 1.1, "low": 0.9, "high": 1.3}).write(path)
+    entry = record(submission, _score(0.5, 1.2), competition=FISH,
+                   submissions=tmp_path / "submissions")
+    assert (entry.expected, entry.expected_low, entry.expected_high) == (1.1, 0.9, 1.3)
+    assert entries(tmp_path / "submissions" / DB_NAME, "fisheries")[0].expected_high == 1.3
 
 
 def test_entries_of_other_competitions_are_apart(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ COMPETITION = Competition(
             SampleSubmission(file="sample_submission_stg1.csv", splits=("test_stg1",)),
         ),
     ),
+    # The final (private) leaderboard scored stage 2 only: new boats.
+    private_splits=("test_stg2",),
     recipe=Recipe(backbone="vgg16", weights="imagenet", folds=5, tta=2, epochs=30),
     demo_recipe=DEMO_RECIPE,
     demo="kit.demo.fisheries",

@@ -27,6 +27,8 @@ COMPETITION = Competition(
     label_source="folder",
     image_suffixes=(".png",),
     metric="f1_micro",
+    # The leaderboard page: the public board scored about half of the test images.
+    private_share=0.5,
     test_splits=(TestSplit(name="test", folder="test", id_template="{name}"),),
     submission=SubmissionFormat(
         id_column="file",

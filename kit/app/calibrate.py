@@ -1,10 +1,11 @@
 """Stage of a run: from out-of-fold and test predictions to the probabilities submitted.
 
-The class prior of the training labels stands in for test rows without features. For a
-log-loss competition the clip is chosen on the out-of-fold predictions
-(`kit.scoring.calibration.choose_clip`) and applied to the test predictions; any other metric
-scores the predicted class (or the ranking, for ROC AUC), which clipping cannot improve, so the
-probabilities are left as they are (the record says clip 0.0 over the grid `[0.0]`).
+The class prior of the training labels stands in for test rows without features. The
+calibration applied to the test predictions is the one `kit.app.honesty` chose on cross-fitted
+out-of-fold rows (log loss only; any other metric scores the predicted class or the ranking,
+which a calibration cannot improve, so the probabilities are left as they are). The clip that
+`kit.scoring.calibration.choose_clip` would choose on the OOF rows is kept for the record
+(`clip_choice`), as earlier versions applied it.
 """
 
 from __future__ import annotations
@@ -14,22 +15,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.cv.task import CVResult
-from kit.scoring.calibration import DEFAULT_CLIP_GRID, ClipChoice, choose_clip, clip_probs
+from kit.scoring.calibration import DEFAULT_CLIP_GRID, ClipChoice, choose_clip
+from kit.scoring.calibrators import Calibration
 from kit.scoring.metrics import log_loss, prior_probs
 
 
 @dataclass(frozen=True, kw_only=True)
 class Calibrated:
-    """The test probabilities to submit, the clip chosen, and the class prior's OOF log loss."""
+    """The test probabilities to submit, the calibration applied to them, the clip choice on
+    the OOF rows, and the class prior's OOF log loss."""
 
     test_probs: np.ndarray
+    calibration: Calibration
     clip: ClipChoice
     prior_log_loss: float
 
+    @property
+    def applied_clip(self) -> float:
+        return self.calibration.value if self.calibration.kind == "clip" else 0.0
+
 
 def calibrate(labels: np.ndarray, cv: CVResult, test_ok: np.ndarray, *, n_classes: int,
-              metric: str = "log_loss") -> Calibrated:
-    """Clip chosen on OOF predictions (log loss only); test rows without features get the
+              calibration: Calibration, metric: str = "log_loss") -> Calibrated:
+    """`calibration` applied to the test predictions; test rows without features get the
     class prior."""
     prior = prior_probs(labels, n_classes)
     prior_oof = log_loss(labels, np.tile(prior, (len(labels), 1)))
@@ -38,8 +46,8 @@ def calibrate(labels: np.ndarray, cv: CVResult, test_ok: np.ndarray, *, n_classe
     if test_ok.any():
         test_probs[test_ok] = cv.test
     test_probs = with_smoothed_prior(test_probs, labels, n_classes)
-    return Calibrated(test_probs=clip_probs(test_probs, clip.clip), clip=clip,
-                      prior_log_loss=prior_oof)
+    return Calibrated(test_probs=calibration.apply(test_probs), calibration=calibration,
+                      clip=clip, prior_log_loss=prior_oof)
 
 
 def with_smoothed_prior(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:

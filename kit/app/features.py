@@ -10,7 +10,8 @@ with the class prior; both are named in the run record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,7 +53,7 @@ class FeatureSet:
     stores: Mapping[str, RowStore]
     present: frozenset[str]
     unreadable: dict[str, str]  # file -> reason
-    stats: dict[str, int]
+    stats: dict[str, Any]  # computed, reused (ints); cluster: where a cluster extracted them
 
 
 def feature_store(setup: RunSetup, weights: ResolvedWeights, variant: str,
@@ -72,31 +73,52 @@ def _forward(setup: RunSetup, weights: ResolvedWeights):
     return compiled_forward(model, preprocess_function(setup.backbone), setup.input_size)
 
 
+@contextmanager
+def _extractor(setup: RunSetup, weights: ResolvedWeights, executor: Any = None) -> Iterator:
+    """(`run(store, items, progress)`, pool) with one built base: in this process (pool None),
+    or on the actors of a cluster executor's `extraction_pool` (kit.features.ray_extract)."""
+    batch = setup.recipe.batch_size
+    pool_of = getattr(executor, "extraction_pool", None)
+    if pool_of is None:
+        from kit.features.extract import extract
+
+        forward = _forward(setup, weights)
+        yield (lambda store, items, progress: extract(
+            store, items, forward=forward, batch_size=batch, progress=progress)), None
+        return
+    from kit.features.ray_extract import ForwardSpec
+
+    with pool_of(ForwardSpec(backbone=setup.backbone, weights=weights,
+                             input_size=setup.input_size)) as pool:
+        yield (lambda store, items, progress: pool.extract(
+            store, items, batch_size=batch, progress=progress)), pool
+
+
 def _extract_missing(setup: RunSetup, weights: ResolvedWeights,
                      stores: dict[str, FeatureStore], jobs: dict[str, list[tuple[str, str]]],
-                     todo: dict[str, list[str]]) -> tuple[dict[str, str], int]:
-    """Extract every missing row of every store with one built base; (unreadable, computed)."""
-    from kit.features.extract import extract
-
-    forward = _forward(setup, weights)
+                     todo: dict[str, list[str]], executor: Any = None
+                     ) -> tuple[dict[str, str], int, dict[str, Any]]:
+    """Extract every missing row of every store with one built base (here, or on a cluster's
+    actors); (unreadable, computed, where the cluster extracted them: {} here)."""
     unreadable: dict[str, str] = {}
     computed = 0
-    for variant, store in stores.items():
-        wanted = set(todo[variant])
-        pending = [(d, f) for d, f in jobs[variant] if d in wanted]
-        with tqdm(total=len(pending), desc=f"features {variant}", unit="img", disable=None,
-                  leave=False) as bar:
-            report = extract(store, pending, forward=forward,
-                             batch_size=setup.recipe.batch_size, progress=bar.update)
-        computed += report.computed
-        unreadable.update(dict(report.unreadable))
-    return unreadable, computed
+    with _extractor(setup, weights, executor) as (run, pool):
+        for variant, store in stores.items():
+            wanted = set(todo[variant])
+            pending = [(d, f) for d, f in jobs[variant] if d in wanted]
+            with tqdm(total=len(pending), desc=f"features {variant}", unit="img", disable=None,
+                      leave=False) as bar:
+                report = run(store, pending, bar.update)
+            computed += report.computed
+            unreadable.update(dict(report.unreadable))
+    return unreadable, computed, (pool.summary() if pool is not None else {})
 
 
 def extract_features(setup: RunSetup, weights: ResolvedWeights, table: ImageTable,
-                     digests: Digests) -> FeatureSet:
+                     digests: Digests, *, executor: Any = None) -> FeatureSet:
     """Extract (or reuse) features of every row for every TTA variant, and of the training rows
-    for the box heads' other training views."""
+    for the box heads' other training views; on a cluster executor's actors when it has them
+    (`--executor ray`: the stats say where, under `cluster`)."""
     items = digests.items(table)
     train_items = items[:len(digests.train)]
     jobs = {v: items for v in setup.variants}
@@ -105,14 +127,16 @@ def extract_features(setup: RunSetup, weights: ResolvedWeights, table: ImageTabl
     stores = {v: feature_store(setup, weights, v) for v in jobs}
     todo = {v: s.missing([d for d, _ in jobs[v]]) for v, s in stores.items()}
     unreadable: dict[str, str] = {}
-    computed = 0
+    computed, where = 0, {}
     if any(todo.values()):
-        unreadable, computed = _extract_missing(setup, weights, stores, jobs, todo)
+        unreadable, computed, where = _extract_missing(setup, weights, stores, jobs, todo,
+                                                       executor)
     reused = sum(len(jobs[v]) - len(t) for v, t in todo.items())
     present = {d for d, _ in items if all(d in stores[v] for v in setup.variants)}
     present -= {d for d, _ in train_items if not all(d in stores[v] for v in setup.box_views)}
     return FeatureSet(stores=stores, present=frozenset(present), unreadable=unreadable,
-                      stats={"computed": computed, "reused": reused})
+                      stats={"computed": computed, "reused": reused,
+                             **({"cluster": where} if where else {})})
 
 
 def decode_images(setup: RunSetup, table: ImageTable, digests: Digests) -> FeatureSet:

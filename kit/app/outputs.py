@@ -26,6 +26,7 @@ import pandas as pd
 from kit import __version__
 from kit.app.calibrate import Calibrated
 from kit.app.features import Rows
+from kit.app.honesty import Assessment
 from kit.app.setup import RunSetup
 from kit.app.table import Digests, ImageTable
 from kit.core.atomic import atomic_write_text, remove_stale_temps
@@ -35,6 +36,7 @@ from kit.features.backbones import ResolvedWeights
 from kit.runs.layout import RunFolder
 from kit.runs.record import RunRecord
 from kit.scoring.metric import get_metric
+from kit.scoring.metrics import log_loss
 from kit.scoring.score import probs_to_submission
 from kit.scoring.submission import write_submission
 
@@ -59,9 +61,10 @@ def versions() -> dict[str, str]:
 HASH_NEUTRAL = {"training": "fused"}
 """Recipe fields added after run folders were first keyed: left out of the configuration at
 these values, so the runs made before them keep their folders (and resume)."""
-NOT_HASHED = ("fold_kind",)
+NOT_HASHED = ("fold_kind", "calibration")
 """Left out always: what they decide is in the configuration already (the groups file and its
-digest, `groups_declared`), whichever way it was asked for."""
+digest, `groups_declared`), whichever way it was asked for; or it acts after the folds (the
+calibration), so the folds are the same whatever it is."""
 
 
 def hashed_recipe(recipe) -> dict[str, Any]:
@@ -159,11 +162,13 @@ class Outcome:
     submission: Path
     cv: CVResult
     calibrated: Calibrated
+    assessment: Assessment
     feature_stats: dict[str, int]
     head_notes: dict[str, str]
     bbox_iou: float | None
     predictions: dict[str, str]
     timings: dict[str, float]
+    executor: dict[str, Any] | None = None  # the cluster that ran it (None: this process)
 
 
 def _scores(setup: RunSetup, rows: Rows, outcome: Outcome) -> dict[str, Any]:
@@ -175,11 +180,14 @@ def _scores(setup: RunSetup, rows: Rows, outcome: Outcome) -> dict[str, Any]:
         "metric": metric.name, "cv_score": metric.score(rows.labels, cv.oof),
         "cv_log_loss": cv.cv_log_loss, "prior_log_loss": prior,
         "cv_vs_prior": cv.cv_log_loss / prior if prior > 0 else None,
-        "clip": calibrated.clip.clip, "clipped_cv_log_loss": calibrated.clip.log_loss,
+        "clip": calibrated.applied_clip,
+        "clipped_cv_log_loss": log_loss(rows.labels, calibrated.calibration.apply(cv.oof)),
         "fold_scores": tuple(f.summary() for f in cv.folds), "bbox_iou": outcome.bbox_iou,
         "pseudo_label": None if pseudo is None else {
             "threshold": pseudo, "n_pseudo_per_fold": [f.n_pseudo for f in cv.folds]},
         "clip_choice": calibrated.clip.to_dict(),
+        "calibration": outcome.assessment.calibration_note(),
+        "expected_private": outcome.assessment.expected_note(),
     }
 
 
@@ -200,7 +208,8 @@ def build_record(setup: RunSetup, table: ImageTable, rows: Rows, outcome: Outcom
                   "weights": outcome.weights.identity},
         head_inputs=outcome.head_notes, features=outcome.feature_stats,
         unreadable=rows.unreadable, versions=versions(), predictions=outcome.predictions,
-        training=training_note(setup, outcome.cv), folds=setup.options.folds_note)
+        training=training_note(setup, outcome.cv), folds=setup.options.folds_note,
+        executor=outcome.executor)
 
 
 def training_note(setup: RunSetup, cv: CVResult) -> dict[str, str]:

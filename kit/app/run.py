@@ -20,6 +20,7 @@ import numpy as np
 from kit.app.calibrate import calibrate
 from kit.app.features import FeatureSet, Rows, decode_images, extract_features, usable_rows
 from kit.app.folds import check_folds, choose_folds, training_groups
+from kit.app.honesty import Assessment, assess
 from kit.app.outputs import (
     Outcome,
     build_record,
@@ -39,7 +40,7 @@ from kit.app.training import (
     strategy_registry,
 )
 from kit.core.errors import InputError
-from kit.cv.executors import Executor
+from kit.cv.executors import Executor, describe_executor
 from kit.data.annotations import iou
 from kit.data.labels import missing_classes
 from kit.features.backbones import ResolvedWeights, resolve_weights
@@ -95,10 +96,10 @@ def _announce(setup: RunSetup, table: ImageTable, log: Log) -> None:
 
 
 def _features(setup: RunSetup, weights: ResolvedWeights, table: ImageTable,
-              digests: Digests) -> FeatureSet:
+              digests: Digests, executor: Executor | None = None) -> FeatureSet:
     if setup.recipe.mode == "finetune":
         return decode_images(setup, table, digests)
-    return extract_features(setup, weights, table, digests)
+    return extract_features(setup, weights, table, digests, executor=executor)
 
 
 def _train(setup: RunSetup, inputs: TrainingInputs, rows: Rows, log: Log):
@@ -111,6 +112,14 @@ def _train(setup: RunSetup, inputs: TrainingInputs, rows: Rows, log: Log):
     log(f"bbox: mean IoU {bbox_iou:.3f} of out-of-fold boxes on {int(boxes[:, 4].sum())} "
         "boxed training images")
     return cv, bbox_iou
+
+
+def _announce_expected(assessment: Assessment, log: Log) -> None:
+    e, note = assessment.expected, assessment.calibration
+    applied = "" if note.kind == "none" else f" {note.value:.4g}"
+    log(f"expected private \u2248 {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] ({e.metric}; "
+        f"{assessment.reference} OOF rows, calibration {note.kind}{applied}, "
+        f"{e.n_clusters} clusters, {e.n_private} private rows)")
 
 
 def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = None
@@ -130,7 +139,7 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
     with timings("hash"):
         digests = hash_images(table)
     with timings("images" if setup.recipe.mode == "finetune" else "features"):
-        features = _features(setup, weights, table, digests)
+        features = _features(setup, weights, table, digests, executor)
     rows = usable_rows(table, digests, features, competition.classes, log)
     config = run_config(setup, weights)
     key, folder = run_folder(setup, table, rows, digests, config)
@@ -138,15 +147,20 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
         extras = head_inputs(setup, table, rows, log)
         data = ensemble_data(setup, features, rows, extras)
     with timings("folds"):
+        fold_groups = None if groups is None else groups[rows.train_ok]
         folds = choose_folds(folder, rows.train, rows.labels, n_folds=setup.recipe.folds,
-                             seed=setup.recipe.seed,
-                             groups=None if groups is None else groups[rows.train_ok])
-        cv, bbox_iou = _train(setup, TrainingInputs(
-            setup=setup, data=data, folds=folds, folder=folder, weights=weights, rows=rows,
-            table=table, log=log, executor=executor), rows, log)
+                             seed=setup.recipe.seed, groups=fold_groups)
+        inputs = TrainingInputs(setup=setup, data=data, folds=folds, folder=folder,
+                                weights=weights, rows=rows, table=table, log=log,
+                                executor=executor)
+        cv, bbox_iou = _train(setup, inputs, rows, log)
+    with timings("honesty"):
+        assessment = assess(inputs, cv, clusters=fold_groups,
+                            test_split=table.test["split"].to_numpy())
+        _announce_expected(assessment, log)
     with timings("submission"):
         calibrated = calibrate(rows.labels, cv, rows.test_ok, n_classes=competition.n_classes,
-                               metric=competition.metric)
+                               calibration=assessment.calibration, metric=competition.metric)
         run_id = new_run_id(key)
         pending = stage(setup.paths.submission_dir(competition.name), run_id,
                         submission_writer(setup, table, calibrated.test_probs))
@@ -158,7 +172,9 @@ def execute(setup: RunSetup, *, log: Log = print, executor: Executor | None = No
             weights=weights, config=config, key=key, folder=folder, run_id=run_id,
             submission=pending.submission, cv=cv, calibrated=calibrated,
             feature_stats=features.stats, head_notes=extras.notes, bbox_iou=bbox_iou,
-            predictions=predictions, timings=timings.seconds))
+            assessment=assessment,
+            predictions=predictions, timings=timings.seconds,
+            executor=describe_executor(executor)))
     except BaseException:
         abandon(pending)
         raise

@@ -1,16 +1,18 @@
 """`python -m kit run`: images to a validated submission, its run record and report.
 
 Every recipe option comes from the one option table (`kit.competition.options`); the command
-adds the data options, `--heads` (a comparison of several heads), `--groups` and
-`--submissions-dir`.
+adds the data options, `--heads` (a comparison of several heads), `--groups`,
+`--submissions-dir`, and `--executor`/`--ray-address` (where the work runs, not what it computes).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from kit.cli.common import (
@@ -51,7 +53,35 @@ def register(commands: argparse._SubParsersAction) -> dict:
                           "comparison table (CV, public, private, time)")
     run.add_argument("--groups", type=Path, metavar="CSV",
                      help="CSV with path,group: group K-fold (no group straddles folds)")
+    add_executor_options(run)
     return {"run": cmd_run}
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """`--executor` and `--ray-address`: where the work runs. Not recipe options: they never
+    change the numbers, so they are not in the run's configuration (or its hash)."""
+    from kit.cv.executors import executor_registry
+
+    parser.add_argument("--executor", choices=executor_registry().names(), default="local",
+                        help="where feature extraction and folds run: local (this process, the "
+                             "default) or ray (a Ray cluster; pip install -e \".[ray]\"); see "
+                             "docs/distributed.md")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="with --executor ray: the cluster's HOST:PORT (default: "
+                             "$RAY_ADDRESS, else a local Ray started for the run)")
+
+
+@contextlib.contextmanager
+def executor_of(args: argparse.Namespace, root: Path, paths: Paths) -> Iterator:
+    """The executor `--executor` asks for (None: local), closed (the cluster left) afterwards."""
+    from kit.cv.executors import close_executor, open_executor
+
+    executor = open_executor(args.executor, address=args.ray_address,
+                             shared={"data": Path(root), "work": paths.work}, log=print)
+    try:
+        yield executor
+    finally:
+        close_executor(executor)
 
 
 def recipe_of(args: argparse.Namespace, competition: Competition) -> Recipe:
@@ -96,22 +126,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                          folds_note=folding.to_dict(), seeds=args.seeds,
                          allow_missing_classes=bool(args.allow_missing_classes))
     solution = solution_for(args, root)
-    if not args.heads:
-        write_json(args.json, run_one(options, solution, competition, paths))
-        return 0
-    from kit.app.compare import compare_heads
+    with executor_of(args, root, paths) as executor:
+        if not args.heads:
+            write_json(args.json, run_one(options, solution, competition, paths,
+                                          executor=executor))
+            return 0
+        from kit.app.compare import compare_heads
 
-    summary = compare_heads(options, args.heads,
-                            run_one=lambda o: run_one(o, solution, competition, paths))
+        summary = compare_heads(options, args.heads, run_one=lambda o: run_one(
+            o, solution, competition, paths, executor=executor))
     write_json(args.json, summary)
     return 0
 
 
-def run_one(options, solution: Path | None, competition: Competition, paths: Paths) -> dict:
-    """One `kit run` with local scoring, the report and the printed summary."""
+def run_one(options, solution: Path | None, competition: Competition, paths: Paths, *,
+            executor=None) -> dict:
+    """One `kit run` with local scoring, the report and the printed summary (`executor`: where
+    extraction and folds run; None: here)."""
     from kit.app.run import run
 
-    result = run(options, log=print)
+    result = run(options, log=print, executor=executor)
     summary = dict(result.summary)
     if solution is not None:
         from kit.scoring.leaderboard import record
@@ -171,4 +205,5 @@ def print_run(summary: dict) -> None:
     print(f"time: {summary['timings']['total']:.1f} s")
 
 
-__all__ = ["add_recipe_options", "cmd_run", "print_run", "recipe_of", "register", "run_one"]
+__all__ = ["add_executor_options", "add_recipe_options", "cmd_run", "executor_of", "print_run",
+           "recipe_of", "register", "run_one"]

@@ -111,6 +111,11 @@ class Competition:
             `keras.ops`; a recipe names one with `loss=`.
         schedules: custom learning-rate schedules by name, each a function
             `(epoch, lr) -> lr`; a recipe names one with `schedule=`.
+        private_share: share of the test rows the private leaderboard scores (the
+            competition's leaderboard page says; 0.7 where it says "calculated on about 30 %
+            of the test data"); sizes the expected private score's interval.
+        private_splits: test splits the private leaderboard scores as a whole (fisheries:
+            `("test_stg2",)`); when given, they size the interval instead of `private_share`.
     """
 
     name: str
@@ -130,6 +135,8 @@ class Competition:
     image_suffixes: tuple[str, ...] = (".jpg", ".jpeg", ".png")
     losses: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     schedules: Mapping[str, Callable[[int, float], float]] = field(default_factory=dict)
+    private_share: float = 0.7
+    private_splits: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
@@ -149,6 +156,7 @@ class Competition:
         names = [split.name for split in self.test_splits]
         if not names or len(set(names)) != len(names):
             raise InputError(f"test_splits must have distinct names; received {names!r}")
+        self._check_private(names)
         for sample in self.submission.samples:
             unknown = sorted(set(sample.splits) - set(names))
             if unknown:
@@ -168,6 +176,16 @@ class Competition:
             raise InputError(
                 f"positive_class={sub.positive_class!r} is not one of classes={self.classes!r}"
             )
+
+    def _check_private(self, names: list[str]) -> None:
+        share = self.private_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+            raise InputError(f"private_share must be a number in (0, 1], the share of test rows "
+                             f"the private leaderboard scores; received {share!r}")
+        unknown = sorted(set(self.private_splits) - set(names))
+        if unknown:
+            raise InputError(f"private_splits names unknown test splits {unknown}; declared "
+                             f"splits: {names}")
 
     def _check_metric(self) -> None:
         if self.metric not in METRICS:

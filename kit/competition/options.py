@@ -37,6 +37,7 @@ TTA_VIEWS: tuple[str, ...] = (
 MODES = ("features", "finetune")
 TRAININGS = ("fused", "per-fold")
 FOLD_KINDS = ("auto", "stratified", "group")
+CALIBRATIONS = ("auto", "none", "clip", "temperature")
 POOLINGS = ("flatten", "avg", "max")
 AUGMENTATIONS = ("flip", "rotate", "zoom", "brightness")
 MAX_SEED = 2**32 - 1
@@ -150,6 +151,10 @@ def _pooling(value: object) -> str | None:
 
 def _fold_kind(value: object) -> str | None:
     return None if value in FOLD_KINDS else f"one of {', '.join(FOLD_KINDS)}"
+
+
+def _calibration(value: object) -> str | None:
+    return None if value in CALIBRATIONS else f"one of {', '.join(CALIBRATIONS)}"
 
 
 def _training(value: object) -> str | None:
@@ -274,6 +279,10 @@ OPTIONS: tuple[Option, ...] = (
        check=int_at_least(2, "K-fold needs at least two folds")),
     _o("fold_kind", str, "auto, stratified or group (the same as --folds KIND)",
        check=_fold_kind),
+    _o("calibration", str, "log loss: what the submission's probabilities get: auto (the "
+       "default: the candidate that lowers the cross-fitted out-of-fold log loss "
+       "significantly, else none), none, clip or temperature; see docs/validation.md",
+       check=_calibration),
     _o("tta", int, "test-time augmentation passes", metavar="N",
        check=int_between(1, len(TTA_VIEWS), f"the first views of {', '.join(TTA_VIEWS)}")),
     _o("seed", int, "random seed", metavar="S", check=int_between(0, MAX_SEED)),
@@ -324,7 +333,7 @@ def given(values: Mapping[str, Any]) -> dict[str, Any]:
     return {o.name: values[o.name] for o in OPTIONS if values.get(o.name) is not None}
 
 
-__all__ = ["AUGMENTATIONS", "FOLD_KINDS", "MAX_SEED", "MODES", "OPTIONS", "POOLINGS", "TRAININGS",
+__all__ = ["AUGMENTATIONS", "CALIBRATIONS", "FOLD_KINDS", "MAX_SEED", "MODES", "OPTIONS", "POOLINGS", "TRAININGS",
            "TTA_VIEWS", "Option",
            "field_error", "flag_error", "given", "option", "parse_augment", "parse_folds",
            "parse_names", "parse_seeds", "parse_size", "recipe_options"]

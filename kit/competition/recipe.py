@@ -29,6 +29,8 @@ class Recipe:
     folds: int = 5
     # How the folds are drawn (kit.app.folding): decided from evidence, or forced.
     fold_kind: str = "auto"
+    # What the submission's probabilities get (log loss; kit.app.honesty): chosen, or forced.
+    calibration: str = "auto"
     tta: int = 1
     seed: int = 0
     epochs: int = 30

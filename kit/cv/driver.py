@@ -5,7 +5,9 @@ folder says it is finished) and returns a `FoldResult`. The driver makes the tas
 and fold, seeded by `FoldTask.training_seed`), hands them to an executor (`kit.cv.executors`:
 local here, a cluster elsewhere), runs the pseudo-label second stage when asked, and gathers
 out-of-fold and test predictions. A mode may also offer a `FusedFit`, which trains all of its
-tasks in one pass (`kit.cv.fused`); on the local executor the driver uses it instead.
+tasks in one pass (`kit.cv.fused`); on the local executor the driver uses it instead, and an
+executor that says it `fuses` (Ray: `kit.cv.ray_executor`) runs that pass as one of its tasks,
+so the numbers are those of the local pass.
 """
 
 from __future__ import annotations
@@ -39,6 +41,31 @@ class FusedFit(Protocol):
 
 
 @dataclass(frozen=True)
+class _FusedTask:
+    """A picklable `fused(tasks, pseudo)` for the executor's one-argument `map`."""
+
+    fused: FusedFit
+
+    def __call__(self, tasks_and_pseudo: tuple[list[FoldTask], list | None]
+                 ) -> list[FoldResult]:
+        tasks, pseudo = tasks_and_pseudo
+        return self.fused(tasks, pseudo)
+
+
+@dataclass(frozen=True)
+class _FusedOn:
+    """A `FusedFit` that runs as one task of `executor` (an executor that `fuses`)."""
+
+    executor: Executor
+    fused: FusedFit
+
+    def __call__(self, tasks: Sequence[FoldTask],
+                 pseudo: Sequence[PseudoRows | None] | None = None) -> list[FoldResult]:
+        arg = (list(tasks), None if pseudo is None else list(pseudo))
+        return self.executor.map(_FusedTask(self.fused), [arg])[0]
+
+
+@dataclass(frozen=True)
 class _WithPseudo:
     """A picklable `fit(task, pseudo=rows)` for the executor's one-argument `map`."""
 
@@ -69,6 +96,9 @@ def run_folds(fit: FoldFit, folds: np.ndarray, y: np.ndarray, *, n_classes: int,
     if fused is not None and (executor is None or isinstance(executor, LocalExecutor)):
         return _run_fused(fused, tasks, y, n_classes=n_classes, n_seeds=len(seeds),
                           pseudo_label=pseudo_label)
+    if fused is not None and getattr(executor, "fuses", False):
+        return _run_fused(_FusedOn(executor, fused), tasks, y, n_classes=n_classes,
+                          n_seeds=len(seeds), pseudo_label=pseudo_label)
     executor = executor or LocalExecutor(description=description)
     results = executor.map(fit, tasks)
     if pseudo_label is not None:

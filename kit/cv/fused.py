@@ -125,11 +125,13 @@ def _branches(tasks: Sequence[FoldTask], pseudo: Sequence[PseudoRows | None], y:
                     seeds=tuple(t.training_seed for t in tasks))
 
 
-def fused_batch_size(batch_size: int, n_folds: int) -> int:
+def fused_batch_size(batch_size: int, n_folds: int, *, held_out: int = 1) -> int:
     """Rows per fused step so that each branch sees about `batch_size` of its own fit rows per
     step, as its per-fold fit would: a fold fits (1 - 1/K) x (1 - the early-stopping share) of
-    the rows. Fixed from the fold count alone, never from labels (see kit.models.fused)."""
-    share = (1 - 1 / max(n_folds, 2)) * (1 - INNER_FRACTION)
+    the rows (an inner head of `kit.cv.nested`, which holds out 2 folds: 1 - 2/K). Fixed from
+    the fold count alone, never from labels (see kit.models.fused)."""
+    share = max(1 - held_out / max(n_folds, held_out + 1), 1 / max(n_folds, 2)) \
+        * (1 - INNER_FRACTION)
     return max(batch_size, int(round(batch_size / share)))
 
 

@@ -64,6 +64,7 @@ class FoldResult:
     resumed: bool
     box_oof: np.ndarray | None = None  # predicted boxes of the validation rows (bbox heads)
     n_pseudo: int | None = None  # test rows pseudo-labelled into this fold's training
+    node: str | None = None  # the cluster node that trained it (kit.cv.ray_executor); None: here
 
     def summary(self) -> dict:
         out = {"fold": self.fold, "seed": self.seed, "log_loss": self.log_loss,
@@ -71,6 +72,8 @@ class FoldResult:
                "resumed": self.resumed, "n_val": int(len(self.val_index))}
         if self.n_pseudo is not None:
             out["n_pseudo"] = self.n_pseudo
+        if self.node is not None:
+            out["node"] = self.node
         return out
 
 

@@ -62,6 +62,11 @@ class FeatureStore:
         self._index: dict[str, tuple[Path, int]] | None = None
         self._maps: dict[Path, np.ndarray] = {}
 
+    def __getstate__(self) -> dict:
+        # Pickled to a worker process (kit.cv.ray_executor): the folder and key only; the index
+        # and the memory maps are opened again there (pickling a map would copy the shards).
+        return {**self.__dict__, "_index": None, "_maps": {}}
+
     def _tidy(self) -> None:
         """Remove what killed writers left: temporary files, and shards never committed (their
         keys file was not written) whose writer is gone."""

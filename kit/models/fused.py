@@ -108,6 +108,22 @@ __all__ = ["Branches", "FusedConfig", "FusedResult", "Reader", "initial_weights"
 TRAINABLE = ("dense", "gamma", "beta", "probs", "bias")
 
 
+def _to_inner(key: str, value: np.ndarray) -> np.ndarray:
+    """The graph's layout of a stacked weight: the first layer's (B, d, h) kernels side by side
+    as one (d, B*h) matrix (see `_Graph._first`); the others as they are."""
+    if key != "dense":
+        return value
+    b, d, h = value.shape
+    return np.ascontiguousarray(np.transpose(value, (1, 0, 2)).reshape(d, b * h))
+
+
+def _from_inner(key: str, value: np.ndarray, b: int) -> np.ndarray:
+    if key != "dense":
+        return value
+    d = value.shape[0]
+    return np.ascontiguousarray(np.transpose(value.reshape(d, b, -1), (1, 0, 2)))
+
+
 class _Graph:
     """The batched weights, their Adam state and the compiled step and inference functions."""
 
@@ -119,9 +135,10 @@ class _Graph:
         self.config = config
         b = weights["dense"].shape[0]
         self.seeds = tuple(int(s) for s in seeds)  # each branch's dropout stream
-        self.v = {k: tf.Variable(w, name=k) for k, w in weights.items()}
-        self.m = {k: tf.Variable(tf.zeros_like(weights[k])) for k in TRAINABLE}
-        self.s = {k: tf.Variable(tf.zeros_like(weights[k])) for k in TRAINABLE}
+        inner = {k: _to_inner(k, w) for k, w in weights.items()}
+        self.v = {k: tf.Variable(w, name=k) for k, w in inner.items()}
+        self.m = {k: tf.Variable(tf.zeros_like(inner[k])) for k in TRAINABLE}
+        self.s = {k: tf.Variable(tf.zeros_like(inner[k])) for k in TRAINABLE}
         self.t = tf.Variable(tf.zeros((b,), tf.float32))
         self.lr = tf.Variable(tf.fill((b,), float(config.learning_rate)))
         self.active = tf.Variable(tf.ones((b,), tf.float32))
@@ -137,9 +154,16 @@ class _Graph:
         scale = v["gamma"][:, None, :] * tf.math.rsqrt(var[:, None, :] + BN_EPSILON)
         return (z - mean[:, None, :]) * scale + v["beta"][:, None, :]
 
+    def _first(self, x):
+        """(B, n, h): every branch's first layer on the shared rows, as ONE (n, d) x (d, B*h)
+        product: measured 7x faster on CPU than a batched (B, d, h) product at d = 28,224."""
+        tf = self.tf
+        b, h = self.v["gamma"].shape
+        return tf.transpose(tf.reshape(x @ self.v["dense"], (-1, b, h)), (1, 0, 2))
+
     def _infer(self, x):
         tf, v = self.tf, self.v
-        z = tf.einsum("nd,bdh->bnh", x, v["dense"])
+        z = self._first(x)
         a = tf.nn.relu(self._normalise(z, v["mean"], v["var"]))
         logits = tf.einsum("bnh,bhk->bnk", a, v["probs"]) + v["bias"][:, None, :]
         return tf.nn.softmax(logits)
@@ -147,7 +171,7 @@ class _Graph:
     def _train_logits(self, x, mask, seed):
         """Training-mode forward pass: masked batch statistics, per-branch dropout."""
         tf, v = self.tf, self.v
-        z = tf.einsum("nd,bdh->bnh", x, v["dense"])
+        z = self._first(x)
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         w = mask[:, :, None]
         mean = tf.reduce_sum(w * z, axis=1) / count[:, None]
@@ -186,15 +210,22 @@ class _Graph:
         beta1, beta2, eps = ADAM
         t = self.t.assign_add(live)
         for key, grad in zip(TRAINABLE, grads, strict=True):
-            shape = [-1] + [1] * (len(grad.shape) - 1)
-            on = tf.reshape(live, shape)
+            on = self._per_branch(key, live)
             m = self.m[key].assign(on * (beta1 * self.m[key] + (1 - beta1) * grad)
                                    + (1 - on) * self.m[key])
             s = self.s[key].assign(on * (beta2 * self.s[key] + (1 - beta2) * tf.square(grad))
                                    + (1 - on) * self.s[key])
-            tt = tf.reshape(tf.maximum(t, 1.0), shape)
-            rate = tf.reshape(self.lr, shape) * tf.sqrt(1 - beta2 ** tt) / (1 - beta1 ** tt)
+            tt = self._per_branch(key, tf.maximum(t, 1.0))
+            rate = self._per_branch(key, self.lr) * tf.sqrt(1 - beta2 ** tt) / (1 - beta1 ** tt)
             self.v[key].assign_sub(on * rate * m / (tf.sqrt(s) + eps))
+
+    def _per_branch(self, key: str, values):
+        """(B,) values broadcast over variable `key`: its first axis, or for the first layer's
+        (d, B*h) kernel each branch's h columns."""
+        tf = self.tf
+        if key == "dense":
+            return tf.reshape(tf.repeat(values, self.v["gamma"].shape[1]), (1, -1))
+        return tf.reshape(values, [-1] + [1] * (len(self.v[key].shape) - 1))
 
     def _moving(self, mean, var, live):
         on = live[:, None]
@@ -203,10 +234,31 @@ class _Graph:
         self.v["var"].assign(self.v["var"] * keep + (1.0 - BN_MOMENTUM) * on * var)
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {k: v.numpy() for k, v in self.v.items()}
+        """Every branch's weights, stacked on a first axis of branches."""
+        b = self.v["gamma"].shape[0]
+        return {k: _from_inner(k, v.numpy(), b) for k, v in self.v.items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         for key, value in weights.items():
+            self.v[key].assign(_to_inner(key, value))
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The weights in the graph's own layout (cheap: no transpose of the first layer)."""
+        return {k: v.numpy() for k, v in self.v.items()}
+
+    def keep(self, best: dict[str, np.ndarray], branches: np.ndarray) -> None:
+        """Copy the current weights of `branches` (a (B,) mask) into `best` (a snapshot)."""
+        h = self.v["gamma"].shape[1]
+        for key, variable in self.v.items():
+            value = variable.numpy()
+            if key == "dense":  # each branch's h columns of the (d, B*h) kernel
+                columns = np.repeat(branches, h)
+                best[key][:, columns] = value[:, columns]
+            else:
+                best[key][branches] = value[branches]
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+        for key, value in snapshot.items():
             self.v[key].assign(value)
 
 
@@ -306,7 +358,7 @@ def train_branches(reader: Reader, branches: Branches, config: FusedConfig, *, s
 
     set_seed(seed)
     graph = _Graph(initial_weights(config, branches.seeds), config, branches.seeds)
-    best, monitor = graph.weights(), _Monitor.new(len(branches.seeds))
+    best, monitor = graph.snapshot(), _Monitor.new(len(branches.seeds))
     keys = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
     histories = [{k: [] for k in keys} for _ in branches.seeds]
     rng = np.random.default_rng(seed)
@@ -326,19 +378,18 @@ def train_branches(reader: Reader, branches: Branches, config: FusedConfig, *, s
                 histories[i][key].append(float(value[i]))
         improved = monitor.early_stopping(np.where(live, val_loss, np.inf), epoch,
                                           config.patience)
-        current = graph.weights()
-        for key in best:
-            best[key][improved] = current[key][improved]
+        if improved.any():
+            graph.keep(best, improved)
         if config.plateau:
             graph.lr.assign(np.where(live, monitor.plateau(val_loss, lr, lr_patience), lr)
                             .astype(np.float32))
         graph.active.assign((~monitor.stopped).astype(np.float32))
         if monitor.stopped.all():
             break
-    graph.set_weights(best)
+    graph.restore(best)
     if log is not None:
         log(f"fused heads: {len(branches.seeds)} branches in {epoch + 1} epochs")
-    return graph, FusedResult(weights=best, histories=histories,
+    return graph, FusedResult(weights=graph.weights(), histories=histories,
                               best_epochs=[int(e) for e in monitor.best_epoch],
                               epochs_run=epoch + 1)
 

@@ -27,10 +27,10 @@ REQUIRED = ("competition", "run_id", "run_dir", "config", "predictions")
 SUMMARY_KEYS = ("competition", "run_id", "submission", "cv_log_loss", "prior_log_loss",
                 "cv_vs_prior", "clip", "clipped_cv_log_loss", "n_train", "n_test",
                 "fold_scores", "timings", "head", "mode")
-OPTIONAL_SUMMARY_KEYS = ("metric", "cv_score", "bbox_iou", "pseudo_label")
+OPTIONAL_SUMMARY_KEYS = ("metric", "cv_score", "bbox_iou", "pseudo_label", "expected_private")
 DETAIL_KEYS = ("created", "data", "config", "config_hash", "run_dir", "backbone", "clip_choice",
                "head_inputs", "features", "unreadable", "versions", "predictions")
-OPTIONAL_DETAIL_KEYS = ("folds", "training", "comparison")
+OPTIONAL_DETAIL_KEYS = ("folds", "training", "calibration", "comparison", "executor")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +59,8 @@ class RunRecord:
     cv_score: float | None = None  # the out-of-fold predictions' score in that metric
     bbox_iou: float | None = None
     pseudo_label: Mapping[str, Any] | None = None
+    # {"value", "low", "high", "metric", "reference", ...}: the private score to expect
+    expected_private: Mapping[str, Any] | None = None
     created: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -73,7 +75,11 @@ class RunRecord:
     predictions: Mapping[str, str] = field(default_factory=dict)
     folds: Mapping[str, Any] | None = None  # {"kind", "reason", "groups_file"}: how folded
     training: Mapping[str, Any] | None = None  # {"path": "fused" | "per-fold", "reason": ...}
+    # {"kind", "value", "fitted_on", "cross_fitted_log_loss"}: applied to the submission
+    calibration: Mapping[str, Any] | None = None
     comparison: tuple[Mapping[str, Any], ...] | None = None
+    # {"name": "ray", "address", "nodes", "shared", ...}: the cluster that ran it (None: here)
+    executor: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -33,6 +33,7 @@ from kit.runs.record import RunRecord
 __all__ = [
     "DB_NAME",
     "Entry",
+    "FLAG_NOTE",
     "KaggleScores",
     "LeaderboardError",
     "RankedEntry",
@@ -49,10 +50,13 @@ __all__ = [
 
 DB_NAME = "leaderboard.sqlite"
 _COLUMNS = ("competition", "run_id", "submission", "date", "recipe", "cv_log_loss",
-            "local_public", "local_private", "cv_score", "kaggle_public", "kaggle_private",
-            "kaggle_ref", "kaggle_status", "kaggle_message")
-_LOCAL = _COLUMNS[:9]  # what `record` writes; Kaggle's fields are set by `set_kaggle`
-_ADDED = {"cv_score": "REAL"}  # columns added after the first version: added to old files
+            "local_public", "local_private", "cv_score", "expected", "expected_low",
+            "expected_high", "kaggle_public", "kaggle_private", "kaggle_ref", "kaggle_status",
+            "kaggle_message")
+_LOCAL = _COLUMNS[:12]  # what `record` writes; Kaggle's fields are set by `set_kaggle`
+# columns added after the first version: added to old files
+_ADDED = {"cv_score": "REAL", "expected": "REAL", "expected_low": "REAL",
+          "expected_high": "REAL"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     competition TEXT NOT NULL,
@@ -64,6 +68,9 @@ CREATE TABLE IF NOT EXISTS entries (
     local_public REAL,
     local_private REAL,
     cv_score REAL,
+    expected REAL,
+    expected_low REAL,
+    expected_high REAL,
     kaggle_public REAL,
     kaggle_private REAL,
     kaggle_ref INTEGER,
@@ -98,6 +105,8 @@ class Entry:
         cv_log_loss: out-of-fold log loss of the run, if known.
         local_public, local_private: the competition's metric against a local solution file.
         cv_score: out-of-fold score of the run in the competition's metric, if known.
+        expected, expected_low, expected_high: the private score the run expected, and its
+            95 % interval (the run record's `expected_private`), if known.
         kaggle_public, kaggle_private: Kaggle's scores once fetched.
         kaggle_ref: Kaggle's reference of the submission.
         kaggle_status: `pending`, `complete` or `error` once submitted.
@@ -113,6 +122,9 @@ class Entry:
     local_public: float | None = None
     local_private: float | None = None
     cv_score: float | None = None
+    expected: float | None = None
+    expected_low: float | None = None
+    expected_high: float | None = None
     kaggle_public: float | None = None
     kaggle_private: float | None = None
     kaggle_ref: int | None = None
@@ -134,6 +146,14 @@ class Entry:
         """The out-of-fold score in the competition's metric (log loss where it is unknown)."""
         return self.cv_score if self.cv_score is not None else self.cv_log_loss
 
+    def public_beats_interval(self, *, higher_is_better: bool = False) -> bool:
+        """Whether the public score is better than the expected interval allows: a sign that
+        something in the public test set (a leak) helps this run more than its CV knew."""
+        public, low, high = self.public, self.expected_low, self.expected_high
+        if public is None or low is None or high is None:
+            return False
+        return public > high if higher_is_better else public < low
+
     @property
     def score_source(self) -> str | None:
         if self.kaggle_public is not None or self.kaggle_private is not None:
@@ -151,6 +171,7 @@ class RankedEntry:
     public_rank: int | None
     private_rank: int | None
     cv_rank: int | None
+    flagged: bool = False  # public beats the expected interval (`Entry.public_beats_interval`)
 
     @property
     def shake_up(self) -> int | None:
@@ -169,6 +190,7 @@ class RankedEntry:
             "private_rank": self.private_rank,
             "cv_rank": self.cv_rank,
             "shake_up": self.shake_up,
+            "public_beats_interval": self.flagged,
         }
 
 
@@ -298,6 +320,12 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _expected(run: RunRecord | None) -> dict[str, float | None]:
+    found = (run.expected_private or {}) if run is not None else {}
+    return {"expected": _float(found.get("value")), "expected_low": _float(found.get("low")),
+            "expected_high": _float(found.get("high"))}
+
+
 def record(submission: Path, score: Scored | None, *, competition: Competition,
            submissions: Path) -> Entry:
     """Appends (or updates) the leaderboard entry of a submission, with its local score.
@@ -323,6 +351,7 @@ def record(submission: Path, score: Scored | None, *, competition: Competition,
         recipe=recipe_summary(run),
         cv_log_loss=_float(run.cv_log_loss) if run is not None else None,
         cv_score=_float(run.cv) if run is not None else None,
+        **_expected(run),
         local_public=None if score is None else score.public,
         local_private=None if score is None else score.private,
     )
@@ -357,7 +386,8 @@ def rank(items: list[Entry], *, higher_is_better: bool = False) -> list[RankedEn
     private = _ranks(items, lambda e: e.private, sign)
     cv = _ranks(items, lambda e: e.cv, sign)
     ranked = [RankedEntry(entry=e, public_rank=public.get(e.run_id),
-                          private_rank=private.get(e.run_id), cv_rank=cv.get(e.run_id))
+                          private_rank=private.get(e.run_id), cv_rank=cv.get(e.run_id),
+                          flagged=e.public_beats_interval(higher_is_better=higher_is_better))
               for e in items]
     inf = float("inf")
     ranked.sort(key=lambda r: (r.public_rank or inf, r.cv_rank or inf, r.entry.date))
@@ -368,22 +398,35 @@ def _fmt(value: float | int | None, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+FLAG_NOTE = ("! public beats the expected interval: something in the public test set helps "
+             "this run more than its CV knew (a leak, as image size was in fisheries stage 1); "
+             "expect the private score to fall back")
+
+
+def _expected_cell(e: Entry) -> str:
+    if e.expected is None:
+        return "-"
+    return f"{e.expected:.4f} [{_fmt(e.expected_low, '.3f')}, {_fmt(e.expected_high, '.3f')}]"
+
+
 def format_table(ranked: list[RankedEntry]) -> str:
-    """The leaderboard as a fixed-width text table."""
-    header = ("#", "run id", "date", "cv", "public", "private", "priv#", "shake", "src", "recipe")
+    """The leaderboard as a fixed-width text table; a flagged run (`!`) is explained below."""
+    header = ("#", "run id", "date", "cv", "expected [95 %]", "public", "private", "priv#",
+              "shake", "src", "recipe")
     rows = [header]
     for r in ranked:
         e = r.entry
         shake = r.shake_up
         rows.append((
             _fmt(r.public_rank, "d"), e.run_id, e.date[:16].replace("T", " "), _fmt(e.cv),
-            _fmt(e.public), _fmt(e.private), _fmt(r.private_rank, "d"),
-            "-" if shake is None else f"{shake:+d}",
+            _expected_cell(e), _fmt(e.public) + ("!" if r.flagged else ""), _fmt(e.private),
+            _fmt(r.private_rank, "d"), "-" if shake is None else f"{shake:+d}",
             e.score_source or ("pending" if e.kaggle_status == "pending" else "-"), e.recipe,
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(cell.rjust(w) if i not in (1, 2) else cell.ljust(w)
                   for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))) + "  " + row[-1]
         for row in rows
     )
+    return table + ("\n" + FLAG_NOTE if any(r.flagged for r in ranked) else "")
