@@ -25,12 +25,14 @@ os.environ.setdefault(
 settings.register_profile("kit", database=None, deadline=None)
 settings.load_profile("kit")
 SKIPPED = {".git", ".venv", "venv", "__pycache__", ".ruff_cache", ".import_linter_cache"}
+# Benchmarks write their data and runs there (git-ignored), perhaps while the tests run.
+SKIPPED_PATHS = {REPO / "benchmarks" / "work"}
 
 
 def _files(root: Path) -> set[Path]:
     out: set[Path] = set()
     for path in root.iterdir():
-        if path.name in SKIPPED or path.name.endswith(".egg-info"):
+        if path.name in SKIPPED or path.name.endswith(".egg-info") or path in SKIPPED_PATHS:
             continue
         out |= _files(path) if path.is_dir() else {path}
     return out

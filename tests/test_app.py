@@ -245,3 +245,22 @@ def test_a_missing_class_gets_its_smoothed_prior_and_the_rest_keeps_its_proporti
     assert out.sum(axis=1) == pytest.approx([1, 1])
     assert out[0, 0] / out[0, 2] == pytest.approx(0.6 / 0.4)
     assert with_smoothed_prior(probs, np.array([0, 1, 2]), 3) is probs
+
+
+def test_the_size_shift_is_the_own_seeds_oof_score_less_the_inner_single_rows_mean():
+    from kit.app.honesty import size_shift
+    from kit.scoring.metrics import log_loss
+
+    y = np.array([0, 1, 0, 1])
+    own = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    other_seed = np.full((4, 2), 0.5)
+    folds = tuple(FoldResult(fold=f, seed=s, val_index=np.array([2 * f, 2 * f + 1]),
+                             oof=rows[2 * f:2 * f + 2], test=np.zeros((1, 2)), log_loss=0.0,
+                             best_epoch=1, seconds=0.0, resumed=False)
+                  for s, rows in ((0, own), (1, other_seed)) for f in (0, 1))
+    cv = CVResult(oof=(own + other_seed) / 2, test=np.zeros((1, 2)), folds=folds,
+                  cv_log_loss=0.0)
+    singles = np.stack([np.full((4, 2), 0.5), np.where(np.eye(2)[y] == 1, 0.6, 0.4)])
+    inner = (log_loss(y, singles[0]) + log_loss(y, singles[1])) / 2
+    assert size_shift("log_loss", y, singles, cv, 0) == pytest.approx(log_loss(y, own) - inner)
+    assert size_shift("log_loss", y, singles, cv, 0) < 0  # more data, lower loss

@@ -85,3 +85,15 @@ def test_a_forced_calibration_is_kept_and_scored_beside_none():
     only = choose_calibration(y, probs, np.arange(600) % 3, candidates=("none",),
                               forced="temperature")
     assert only.chosen.kind == "temperature" and set(only.losses) == {"none", "temperature"}
+
+
+def test_the_temperature_candidate_softens_but_never_sharpens():
+    from kit.scoring.temperature import fit_temperature
+
+    y = np.arange(40) % 2
+    timid = np.where(np.eye(2)[y] == 1, 0.7, 0.3)  # always right, never sure: sharpening pays
+    assert fit_temperature(y, timid) < 0.5
+    assert fit_calibration("temperature", y, timid).value == pytest.approx(1.0, abs=1e-3)
+    bold = np.where(np.eye(2)[y] == 1, 0.99, 0.01)
+    bold[:8] = bold[:8, ::-1]  # confidently wrong on a fifth
+    assert fit_calibration("temperature", y, bold).value > 1.5

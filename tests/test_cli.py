@@ -69,7 +69,7 @@ def test_fisheries_demo_run_and_score_through_the_real_cli(env, tmp_path: Path):
     assert "expected private \u2248" in proc.stdout
     assert record["calibration"]["kind"] in ("none", "clip", "temperature")
     assert set(record["calibration"]["cross_fitted_log_loss"]) == {"none", "clip", "temperature"}
-    assert (Path(record["run_dir"]) / "seed0" / "nested_oof.npy").is_file()
+    assert (Path(record["run_dir"]) / "seed0" / "nested_oof.npz").is_file()
 
     score_json = tmp_path / "score.json"
     proc = _cli(["score", FISHERIES, str(submission), "--demo", "--demo-preset", "tiny",
@@ -178,8 +178,9 @@ def test_score_without_solution(env, tmp_path: Path, capsys):
 
 @pytest.mark.slow
 def test_killed_run_resumes_and_finishes_with_the_same_submission(env, tmp_path: Path):
+    # per-fold training: the fused path finishes every fold in one pass (test_fused resumes it)
     args = ["run", FISHERIES, "--demo", "--demo-preset", "tiny", "--folds", "3", "--epochs", "6",
-            "--tta", "1", "--json"]
+            "--tta", "1", "--training", "per-fold", "--json"]
     reference_json = tmp_path / "reference.json"
     assert _cli([*args, str(reference_json)], env).returncode == 0
     reference = json.loads(reference_json.read_text())
@@ -261,7 +262,8 @@ def test_heads_comparison_trains_every_head_and_reports_the_table(env, tmp_path:
     rows = result["comparison"]
     assert [r["head"] for r in rows] == ["dense", "metadata-merge", "bbox", "fcn", "crop"]
     for row in rows:
-        assert set(row) == {"head", "cv_log_loss", "public", "private", "seconds"}
+        assert set(row) == {"head", "metric", "cv_score", "cv_log_loss", "public", "private",
+                            "seconds"}
         assert row["cv_log_loss"] > 0 and row["public"] > 0 and row["private"] > 0
     assert 0 <= result["bbox_iou"] <= 1
     assert "head            CV log loss    public   private   seconds" in proc.stdout

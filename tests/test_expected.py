@@ -45,7 +45,8 @@ def test_the_interval_adds_the_cv_and_the_private_spread():
     assert clustered.cv_se > 3 * plain.cv_se and clustered.private_se > 3 * plain.private_se
     assert clustered.n_clusters == 5
     assert set(plain.to_dict()) == {"metric", "value", "low", "high", "cv", "averaging_gain",
-                                    "cv_se", "private_se", "n_private", "n_clusters"}
+                                    "size_shift", "cv_se", "private_se", "n_private",
+                                    "n_clusters"}
 
 
 def test_a_metric_that_is_not_a_mean_is_bootstrapped_by_cluster():
@@ -76,3 +77,14 @@ def test_no_rows_or_no_private_rows_is_an_error():
                                          "3 rows, n_private=0"):
         expected_score("log_loss", np.zeros(3, int), np.full((3, 2), 0.5), clusters=None,
                        n_private=0)
+
+
+def test_the_size_shift_moves_the_value_and_its_interval_alike():
+    y = np.arange(200) % 2
+    probs = np.where(np.eye(2)[y] == 1, 0.8, 0.2)
+    base = expected_score("log_loss", y, probs, clusters=None, n_private=100)
+    moved = expected_score("log_loss", y, probs, clusters=None, n_private=100, size_shift=-0.05)
+    assert moved.value == pytest.approx(base.value - 0.05)
+    assert moved.low == pytest.approx(base.low - 0.05)
+    assert moved.high == pytest.approx(base.high - 0.05)
+    assert moved.to_dict()["size_shift"] == -0.05 and moved.cv == base.cv

@@ -107,3 +107,13 @@ def test_a_kernel_bakes_every_option_it_is_given(tmp_path: Path):
     again = build_parser().parse_args(["run", "fisheries", *words])
     for option in OPTIONS:
         assert getattr(again, option.name) == getattr(args, option.name), option.name
+
+
+def test_the_readme_is_a_short_tour_whose_links_resolve():
+    import re
+
+    text = (REPO / "README.md").read_text()
+    assert len(text) <= 12_000
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
+        if not target.startswith("http"):
+            assert (REPO / target).exists(), f"README links to a missing file: {target}"

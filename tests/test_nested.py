@@ -45,23 +45,28 @@ def test_each_row_averages_the_heads_of_its_outer_fold():
 
 def test_two_folds_are_too_few(tmp_path: Path):
     with pytest.raises(InputError, match="need at least 3 folds; received 2"):
-        ensemble_oof(_fused(_data()), np.arange(60) % 2, seed=0, path=tmp_path / "n.npy")
+        ensemble_oof(_fused(_data()), np.arange(60) % 2, seed=0, path=tmp_path / "n.npz")
 
 
 @pytest.mark.slow
 def test_ensemble_rows_learn_are_saved_and_never_read_their_folds_labels(tmp_path: Path):
     data = _data()
-    path = tmp_path / "a" / "nested_oof.npy"
-    rows = ensemble_oof(_fused(data), FOLDS, seed=0, path=path)
+    path = tmp_path / "a" / "nested_oof.npz"
+    nested = ensemble_oof(_fused(data), FOLDS, seed=0, path=path)
+    rows, singles = nested.ensemble, nested.singles
     assert rows.shape == (60, 3) and np.allclose(rows.sum(axis=1), 1)
+    assert singles.shape == (len(np.unique(FOLDS)) - 1, 60, 3)
+    assert np.allclose(singles.mean(axis=0), rows)  # the ensemble is their average
     assert log_loss(data.y_train, rows) < 0.8 * np.log(3)  # it learnt
-    assert np.array_equal(ensemble_oof(_fused(data), FOLDS, seed=0, path=path), rows)
+    again = ensemble_oof(_fused(data), FOLDS, seed=0, path=path)
+    assert np.array_equal(again.ensemble, rows) and np.array_equal(again.singles, singles)
     moved = data.y_train.copy()
     moved[FOLDS == 0] = (moved[FOLDS == 0] + 1) % 3  # fold 0's labels
-    other = ensemble_oof(_fused(_data(y=moved)), FOLDS, seed=0, path=tmp_path / "b.npy")
+    other = ensemble_oof(_fused(_data(y=moved)), FOLDS, seed=0, path=tmp_path / "b.npz")
     zero = FOLDS == 0
-    assert np.array_equal(rows[zero], other[zero])
-    assert not np.allclose(rows[~zero], other[~zero])
+    assert np.array_equal(rows[zero], other.ensemble[zero])
+    assert np.array_equal(singles[:, zero], other.singles[:, zero])
+    assert not np.allclose(rows[~zero], other.ensemble[~zero])
 
 
 def test_the_nested_budget_counts_every_inner_heads_first_layer():
@@ -73,3 +78,17 @@ def test_the_nested_budget_counts_every_inner_heads_first_layer():
     assert nested_bytes(n_folds=5, width=28_224, hidden=256) > NESTED_MAX_BYTES
     fused = _fused(_data())
     assert fits_nested(fused, 3)
+
+
+def test_single_rows_take_each_outer_folds_inner_heads_in_turn():
+    from kit.cv.nested import single_by_outer
+
+    folds = np.array([0, 0, 1, 1, 2, 2])
+    pairs = nested_pairs(folds)  # (0,1) (0,2) (1,0) (1,2) (2,0) (2,1)
+    probs = np.zeros((len(pairs), 6, 2))
+    for b in range(len(pairs)):
+        probs[b, :, 0] = b
+    singles = single_by_outer(probs, pairs, folds)
+    assert singles.shape == (2, 6, 2)
+    assert list(singles[0, :, 0]) == [0, 0, 2, 2, 4, 4]
+    assert list(singles[1, :, 0]) == [1, 1, 3, 3, 5, 5]

@@ -3,9 +3,13 @@
 1. Reference rows: out-of-fold rows that predict like the submission. Where the heads train
    fused (`kit.cv.fused`), there are at least 3 folds and the inner heads fit their memory
    budget (`kit.cv.nested.fits_nested`), they are an ensemble's
-   (`kit.cv.nested`: each row the average of K - 1 models that never saw its fold); otherwise
-   the run's own OOF rows, one model per row and seed, and the averaging gain is estimated from
-   the fold models' test predictions (`kit.scoring.expected.diversity`).
+   (`kit.cv.nested`: each row the average of K - 1 models that never saw its fold), and the
+   score is moved by what K - 1 folds of training data give over K - 2 (the run's own OOF rows
+   against the inner heads' single rows, both one model per row: `size_shift`; on the dog-breed
+   demo, 120 classes of a few images each, the unshifted ensemble rows put the interval above
+   the private score); otherwise the run's own OOF rows, one model per row and seed, and the
+   averaging gain is estimated from the fold models' test predictions
+   (`kit.scoring.expected.diversity`).
 2. Calibration (log loss only): every candidate of `kit.scoring.calibrators` cross-fitted on the
    reference rows; the one with the lowest cross-fitted log loss among those whose gain over
    none is significant (by cluster) is applied to the submission (`--calibration` forces one).
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +30,7 @@ from kit.competition import Competition
 from kit.cv.task import CVResult
 from kit.scoring.calibrators import CANDIDATES, Calibration, choose_calibration
 from kit.scoring.expected import Expected, diversity, expected_score
+from kit.scoring.metric import get_metric
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,8 +64,30 @@ def n_private(competition: Competition, test_split: np.ndarray) -> int:
     return max(count, 1)
 
 
-def reference_rows(inputs: TrainingInputs, cv: CVResult) -> tuple[np.ndarray, str, float]:
-    """(rows, kind, averaging gain still to subtract): see the module docstring, step 1."""
+class Reference(NamedTuple):
+    """Rows that predict like the submission, and what still moves their score to its."""
+
+    rows: np.ndarray
+    kind: str  # "ensemble" or "single"
+    gain: float  # averaging gain still to subtract (single rows, log loss)
+    shift: float = 0.0  # the metric's move from the rows' training size to the submission's
+
+
+def size_shift(metric: str, y: np.ndarray, singles: np.ndarray, cv: CVResult,
+               seed: int) -> float:
+    """The metric of the run's own seed-`seed` OOF rows (models on K - 1 folds) less the mean
+    metric of the inner heads' single rows (models on K - 2 folds)."""
+    score = get_metric(metric).score
+    own = np.zeros_like(singles[0])
+    for fold in cv.folds:
+        if fold.seed == seed:
+            own[fold.val_index] = fold.oof
+    inner = float(np.mean([score(y, rows) for rows in singles]))
+    return float(score(y, own)) - inner
+
+
+def reference_rows(inputs: TrainingInputs, cv: CVResult) -> Reference:
+    """See the module docstring, step 1."""
     from kit.cv.nested import MIN_FOLDS, ensemble_oof, fits_nested
 
     setup = inputs.setup
@@ -68,11 +96,14 @@ def reference_rows(inputs: TrainingInputs, cv: CVResult) -> tuple[np.ndarray, st
     if (fused is not None and n_folds >= MIN_FOLDS and setup.recipe.pseudo_label is None
             and fits_nested(fused, n_folds)):
         seed = setup.seeds[0]
-        path = inputs.folder.root / f"seed{seed}" / "nested_oof.npy"
-        return ensemble_oof(fused, inputs.folds, seed=seed, path=path), "ensemble", 0.0
+        path = inputs.folder.root / f"seed{seed}" / "nested_oof.npz"
+        nested = ensemble_oof(fused, inputs.folds, seed=seed, path=path)
+        shift = size_shift(setup.competition.metric, inputs.data.y_train, nested.singles, cv,
+                           seed)
+        return Reference(rows=nested.ensemble, kind="ensemble", gain=0.0, shift=shift)
     tests = np.stack([f.test for f in cv.folds]) if len(cv.folds) > 1 else None
     gain = diversity(tests) if tests is not None else 0.0
-    return cv.oof, "single", gain
+    return Reference(rows=cv.oof, kind="single", gain=gain)
 
 
 def candidates_for(reference: str) -> tuple[str, ...]:
@@ -88,7 +119,7 @@ def assess(inputs: TrainingInputs, cv: CVResult, *, clusters: np.ndarray | None,
     """Steps 1-3 of the module docstring, for a finished cross-validation."""
     setup: RunSetup = inputs.setup
     competition, y = setup.competition, inputs.data.y_train
-    rows, kind, gain = reference_rows(inputs, cv)
+    rows, kind, gain, shift = reference_rows(inputs, cv)
     calibration, candidates, z = Calibration(kind="none"), {}, {}
     if competition.metric == "log_loss":
         asked = setup.recipe.calibration
@@ -101,9 +132,9 @@ def assess(inputs: TrainingInputs, cv: CVResult, *, clusters: np.ndarray | None,
         gain = 0.0  # the averaging gain is a log-loss estimate
     expected = expected_score(competition.metric, y, rows, clusters=clusters,
                               n_private=n_private(competition, test_split),
-                              averaging_gain=gain, seed=setup.recipe.seed)
+                              averaging_gain=gain, size_shift=shift, seed=setup.recipe.seed)
     return Assessment(reference=kind, calibration=calibration, candidates=candidates, z=z,
                       asked=setup.recipe.calibration, expected=expected)
 
 
-__all__ = ["Assessment", "assess", "candidates_for", "n_private", "reference_rows"]
+__all__ = ["Assessment", "Reference", "size_shift", "assess", "candidates_for", "n_private", "reference_rows"]

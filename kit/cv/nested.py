@@ -12,7 +12,13 @@ rows) and predict fold j; their mean is fold j's ensemble OOF row: an average of
 none of which saw the row or, with group folds, its group. All K(K - 1) inner heads train in one
 fused pass (`kit.models.fused`), so this costs a few head fits, never a feature pass.
 
-The result is saved in the run folder (`seed<S>/nested_oof.npy`) and loaded on a re-run.
+Each inner head alone also gives an OOF row: taking, for every outer fold, its r-th inner head
+gives K - 1 full sets of single-model OOF rows from models trained on K - 2 folds. Beside the
+run's own OOF rows (single models trained on K - 1 folds), they say how much the score moves with
+the training set's size, which the ensemble rows (K - 2 folds of training each) would otherwise
+carry into the expected score as pessimism (`kit.app.honesty`).
+
+Both are saved in the run folder (`seed<S>/nested_oof.npz`) and loaded on a re-run.
 
 The inner heads' first layers, with their optimiser state, take ``K(K - 1) x width x hidden x 4``
 floats: at flatten features (width 28,224, five folds, hidden 256) that is 2.3 GB, more than the
@@ -22,7 +28,7 @@ to the run's own OOF rows.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +100,37 @@ def average_by_outer(probs: np.ndarray, pairs: list[tuple[int, int]], folds: np.
     return out
 
 
-def ensemble_oof(fused: FusedHeads, folds: np.ndarray, *, seed: int, path: Path) -> np.ndarray:
-    """The run's ensemble OOF rows (see the module docstring), loaded from `path` when a
-    previous run of this configuration saved them.
+def single_by_outer(probs: np.ndarray, pairs: list[tuple[int, int]], folds: np.ndarray
+                    ) -> np.ndarray:
+    """(K - 1, n, k) single-model OOF rows from (B, n, k) inner predictions: set r holds, for
+    each outer fold, its r-th inner head's predictions of that fold's rows."""
+    ids = np.unique(folds)
+    out = np.zeros((len(ids) - 1, *probs.shape[1:]), np.float64)
+    for j in ids:
+        members = [b for b, (outer, _) in enumerate(pairs) if outer == j]
+        at = np.flatnonzero(folds == j)
+        out[:, at] = probs[members][:, at]
+    return out
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class NestedRows:
+    """The ensemble OOF rows (n, k) and the inner heads' single-model OOF sets (K - 1, n, k)."""
+
+    ensemble: np.ndarray
+    singles: np.ndarray
+
+
+def ensemble_oof(fused: FusedHeads, folds: np.ndarray, *, seed: int, path: Path) -> NestedRows:
+    """The run's ensemble OOF rows and the inner heads' single rows (see the module docstring),
+    loaded from `path` (an `.npz`) when a previous run of this configuration saved them.
 
     Raises:
         InputError: fewer than `MIN_FOLDS` folds.
     """
     if path.is_file():
-        return np.load(path)
+        with np.load(path) as saved:
+            return NestedRows(ensemble=saved["ensemble"], singles=saved["singles"])
     folds = np.asarray(folds)
     n_folds = len(np.unique(folds))
     if n_folds < MIN_FOLDS:
@@ -120,11 +148,13 @@ def ensemble_oof(fused: FusedHeads, folds: np.ndarray, *, seed: int, path: Path)
     train_rows = np.arange(len(data.y_train))
     probs = np.mean([predict_rows(graph, rows.reader(v), train_rows) for v in data.variants],
                     axis=0)
-    out = average_by_outer(probs, pairs, folds)
+    out = NestedRows(ensemble=average_by_outer(probs, pairs, folds),
+                     singles=single_by_outer(probs, pairs, folds))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        np.save(tmp, out)
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, ensemble=out.ensemble, singles=out.singles)
     return out
 
 
-__all__ = ["MIN_FOLDS", "NESTED_MAX_BYTES", "average_by_outer", "fits_nested", "nested_bytes", "ensemble_oof", "nested_branches", "nested_pairs"]
+__all__ = ["MIN_FOLDS", "NESTED_MAX_BYTES", "NestedRows", "average_by_outer", "ensemble_oof",
+           "fits_nested", "nested_branches", "nested_bytes", "nested_pairs", "single_by_outer"]

@@ -2,7 +2,12 @@
 
 - `none`: the probabilities as the models gave them.
 - `clip`: the clip of `kit.scoring.calibration.choose_clip` (values kept in [c, 1 - c]).
-- `temperature`: one temperature (`kit.scoring.temperature`).
+- `temperature`: one temperature T >= 1 (`kit.scoring.temperature`): it may soften the
+  probabilities, never sharpen them. A sharpening fitted on a few hundred out-of-fold rows bets
+  that no confident error is coming, and log loss punishes a confident error without bound: on
+  the dogs-vs-cats demo T = 0.44 and 0.50 passed the significance rule on ensemble OOF rows and
+  took the private log loss from 0.069 to 0.094 and from 0.045 to 0.049; on the state-farm demo
+  sharpening of stratified ensemble rows took it from 0.55 to 1.13.
 
 `cross_fit` scores a candidate honestly: each fold's rows are calibrated by the candidate fitted
 on the other folds' rows, so the calibrated CV is still out of fold. `choose_calibration` keeps
@@ -24,7 +29,7 @@ from kit.core.errors import UnknownNameError
 from kit.scoring.calibration import DEFAULT_CLIP_GRID, choose_clip, clip_probs
 from kit.scoring.clustered import cluster_se
 from kit.scoring.metrics import row_log_losses
-from kit.scoring.temperature import fit_temperature, temper
+from kit.scoring.temperature import SOFTENING, fit_temperature, temper
 
 CANDIDATES = ("none", "clip", "temperature")
 """The candidates, simplest first (a tie goes to the earlier one)."""
@@ -62,7 +67,7 @@ def fit_calibration(kind: str, y: np.ndarray, probs: np.ndarray) -> Calibration:
         return Calibration(kind=kind, value=float(choose_clip(y, probs,
                                                               grid=DEFAULT_CLIP_GRID).clip))
     if kind == "temperature":
-        return Calibration(kind=kind, value=fit_temperature(y, probs))
+        return Calibration(kind=kind, value=fit_temperature(y, probs, bounds=SOFTENING))
     return Calibration(kind="none")
 
 

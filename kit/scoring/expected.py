@@ -1,8 +1,9 @@
 """The private score a run should get, with an interval: pure functions of its out-of-fold rows.
 
 The expected value is the metric on out-of-fold rows that predict like the submission (an
-ensemble's OOF rows, `kit.cv.nested`; or one model's, less the averaging gain that `diversity`
-estimates from the fold models' test predictions). The interval (95 %) adds two spreads:
+ensemble's OOF rows, `kit.cv.nested`, moved by `size_shift` from its models' training size to
+the submission's; or one model's, less the averaging gain that `diversity` estimates from the
+fold models' test predictions). The interval (95 %) adds two spreads:
 
 - the CV's own: the rows are drawn in clusters (a group's images, a near-duplicate cluster), so
   its standard error is a cluster one: rows of one cluster are not independent;
@@ -62,13 +63,15 @@ class Expected:
     private_se: float
     n_private: int
     n_clusters: int
+    size_shift: float = 0.0
 
     def holds(self, score: float) -> bool:
         return self.low <= score <= self.high
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {"metric": self.metric, "value": self.value, "low": self.low, "high": self.high,
-                "cv": self.cv, "averaging_gain": self.averaging_gain, "cv_se": self.cv_se,
+                "cv": self.cv, "averaging_gain": self.averaging_gain,
+                "size_shift": self.size_shift, "cv_se": self.cv_se,
                 "private_se": self.private_se, "n_private": self.n_private,
                 "n_clusters": self.n_clusters}
 
@@ -111,9 +114,11 @@ def _bootstrap_variance(metric: str, y: np.ndarray, probs: np.ndarray, inverse: 
 
 def expected_score(metric: str, y: np.ndarray, probs: np.ndarray, *,
                    clusters: np.ndarray | None, n_private: int, averaging_gain: float = 0.0,
-                   seed: int = 0) -> Expected:
+                   size_shift: float = 0.0, seed: int = 0) -> Expected:
     """The private score to expect from out-of-fold `probs` (see the module docstring):
-    the metric on them, less `averaging_gain` (log loss), with a 95 % interval.
+    the metric on them, less `averaging_gain` (log loss), plus `size_shift` (what the metric
+    gains when the rows' models train on the submission's models' share of the data), with a
+    95 % interval.
 
     Raises:
         InputError: No rows, or `n_private` < 1.
@@ -133,12 +138,13 @@ def expected_score(metric: str, y: np.ndarray, probs: np.ndarray, *,
         rng = np.random.default_rng(seed)
         var_cv, var_private = (_bootstrap_variance(metric, y, probs, inverse, sizes, draws, rng)
                                for draws in (len(sizes), private_clusters))
-    value = cv - averaging_gain
+    value = cv - averaging_gain + size_shift
     half = Z95 * float(np.sqrt(var_cv + var_private))
     low, high = RANGES.get(metric, (0.0, 1.0))  # a score the metric cannot take is no bound
     return Expected(metric=metric, value=value, low=max(value - half, low),
                     high=min(value + half, high), cv=cv,
-                    averaging_gain=averaging_gain, cv_se=float(np.sqrt(var_cv)),
+                    averaging_gain=averaging_gain, size_shift=size_shift,
+                    cv_se=float(np.sqrt(var_cv)),
                     private_se=float(np.sqrt(var_private)), n_private=int(n_private),
                     n_clusters=len(sizes))
 

@@ -15,6 +15,9 @@ import numpy as np
 from kit.scoring.metrics import row_log_losses
 
 T_BOUNDS = (0.05, 20.0)
+SOFTENING = (1.0, T_BOUNDS[1])
+"""Temperatures that only soften (T >= 1): what the calibration candidate fits (see
+`kit.scoring.calibrators`)."""
 EPS = 1e-15
 
 
@@ -27,17 +30,18 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(y: np.ndarray, probs: np.ndarray) -> float:
-    """The T in `T_BOUNDS` minimising the log loss of `temper(probs, T)` on labels `y`."""
+def fit_temperature(y: np.ndarray, probs: np.ndarray,
+                    bounds: tuple[float, float] = T_BOUNDS) -> float:
+    """The T in `bounds` minimising the log loss of `temper(probs, T)` on labels `y`."""
     from scipy.optimize import minimize_scalar
 
     def loss(log_t: float) -> float:
         return float(row_log_losses(y, temper(probs, float(np.exp(log_t)))).mean())
 
-    low, high = np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])
+    low, high = np.log(bounds[0]), np.log(bounds[1])
     found = minimize_scalar(loss, bounds=(low, high), method="bounded",
                             options={"xatol": 1e-4})
     return float(np.exp(found.x))
 
 
-__all__ = ["T_BOUNDS", "fit_temperature", "temper"]
+__all__ = ["SOFTENING", "T_BOUNDS", "fit_temperature", "temper"]
