@@ -452,8 +452,11 @@ def test_allow_missing_classes_trains_and_the_column_gets_the_smoothed_prior(env
 @pytest.mark.slow
 def test_ctrl_c_leaves_no_temporary_file_and_says_how_to_resume(env, tmp_path: Path,
                                                                 shared_work: Path):
-    """A real SIGINT in the middle of the folds: exit 130, no hidden file anywhere."""
-    args = ["run", FISHERIES, *FAST, "--tta", "1", "--epochs", "30", "--seed", "7"]
+    """A real SIGINT in the middle of the folds: exit 130, no hidden file anywhere. Per-fold
+    training: the fused path finishes every fold at once, so fold 0's done.json would race the
+    run's end."""
+    args = ["run", FISHERIES, *FAST, "--tta", "1", "--epochs", "30", "--patience", "30",
+            "--seed", "7", "--training", "per-fold"]
     proc = subprocess.Popen([sys.executable, "-m", "kit", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
