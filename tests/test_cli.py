@@ -457,15 +457,19 @@ def test_ctrl_c_leaves_no_temporary_file_and_says_how_to_resume(env, tmp_path: P
     run's end."""
     args = ["run", FISHERIES, *FAST, "--tta", "1", "--epochs", "30", "--patience", "30",
             "--seed", "7", "--training", "per-fold"]
+    # The child starts with Python's own SIGINT handler even if something earlier in the test
+    # session left SIGINT ignored in this process (an ignored signal is inherited across exec:
+    # the clean-clone CI run once saw the child finish with 0 after the SIGINT).
     proc = subprocess.Popen([sys.executable, "-m", "kit", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not list(shared_work.glob("runs/fisheries/*/seed7/fold0/done.json")):
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 130, (signal.getsignal(signal.SIGINT), err[-2000:])
     assert "interrupted: finished folds and cached features are kept" in err
     hidden = [p for root in (shared_work, tmp_path) for p in root.rglob(".*")
               if p.name.endswith((".tmp", ".pending")) or ".tmp." in p.name]
