@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ __all__ = [
     "JPEG_QUALITY",
     "Corpus",
     "DemoSummary",
+    "balanced_corpus",
     "check_corpus_args",
     "check_preset",
     "check_seed",
@@ -111,6 +112,26 @@ def check_corpus_args(n: object, size: object) -> tuple[int, tuple[int, int]]:
             f"received size={size!r}."
         )
     return int(n), (int(size[0]), int(size[1]))
+
+
+def balanced_corpus(n: object, *, seed: object, size: object, tag: int,
+                    classes: tuple[str, ...],
+                    draw: Callable[[int, int, int], np.ndarray]) -> Corpus:
+    """A balanced in-memory pretraining set: labels a seeded permutation of ``i % classes``
+    (stream `tag` of `seed`), image ``i`` drawn by ``draw(seed, label, i)`` at any size and
+    resized to `size` (``(width, height)``) with ``cv2.INTER_AREA``.
+
+    Raises:
+        InputError: On a non-positive `n`, a bad `size` or a negative `seed`.
+    """
+    n, size = check_corpus_args(n, size)
+    seed = check_seed(seed)
+    labels = child_rng(seed, tag).permutation(np.arange(n) % len(classes)).astype(np.int64)
+    images = np.empty((n, size[1], size[0], 3), dtype=np.uint8)
+    for i in range(n):
+        images[i] = cv2.resize(draw(seed, int(labels[i]), i), size,
+                               interpolation=cv2.INTER_AREA)
+    return Corpus(images=images, labels=labels, classes=classes)
 
 
 def prepare_out(out: object) -> Path:

@@ -41,7 +41,7 @@ from kit.demo import draw
 from kit.demo.common import (
     Corpus,
     DemoSummary,
-    check_corpus_args,
+    balanced_corpus,
     check_preset,
     check_seed,
     child_rng,
@@ -354,17 +354,12 @@ def corpus(n: int, *, seed: int, size: tuple[int, int]) -> Corpus:
     Raises:
         InputError: On a non-positive `n`, a bad `size` or a negative `seed`.
     """
-    n, size = check_corpus_args(n, size)
-    seed = check_seed(seed)
-    rng = child_rng(seed, _TAG_CORPUS)
-    labels = rng.permutation(np.arange(n) % len(CLASSES)).astype(np.int64)
-    images = np.empty((n, size[1], size[0], 3), dtype=np.uint8)
-    for i in range(n):
+    def draw(seed: int, label: int, i: int) -> np.ndarray:
         r = child_rng(seed, _TAG_CORPUS, i)
-        render = (int(r.integers(96, 193)), int(r.integers(96, 193)))
-        images[i] = cv2.resize(_render(int(labels[i]), render, r)[0], size,
-                               interpolation=cv2.INTER_AREA)
-    return Corpus(images=images, labels=labels, classes=CLASSES)
+        return _render(label, (int(r.integers(96, 193)), int(r.integers(96, 193))), r)[0]
+
+    return balanced_corpus(n, seed=seed, size=size, tag=_TAG_CORPUS, classes=CLASSES,
+                           draw=draw)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from kit.demo import draw
 from kit.demo.common import (
     Corpus,
     DemoSummary,
-    check_corpus_args,
+    balanced_corpus,
     check_preset,
     check_seed,
     child_rng,
@@ -285,17 +285,14 @@ def corpus(n: int, *, seed: int, size: tuple[int, int]) -> Corpus:
     Raises:
         InputError: On a non-positive `n`, a bad `size` or a negative `seed`.
     """
-    n, size = check_corpus_args(n, size)
-    seed = check_seed(seed)
-    labels = child_rng(seed, _TAG_CORPUS).permutation(np.arange(n) % len(CLASSES))
-    images = np.empty((n, size[1], size[0], 3), dtype=np.uint8)
-    for i in range(n):
+    def draw(seed: int, label: int, i: int) -> np.ndarray:
         driver = _make_driver(child_rng(seed, _TAG_CORPUS, 1, i))
         r = child_rng(seed, _TAG_CORPUS, 2, i)
-        pose = _frame(_take(driver, int(labels[i]), r), 0, r)
-        img = _render(driver, _backdrop(driver, _CORPUS_RENDER), pose, r, _CORPUS_RENDER)
-        images[i] = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    return Corpus(images=images, labels=labels.astype(np.int64), classes=CLASSES)
+        pose = _frame(_take(driver, label, r), 0, r)
+        return _render(driver, _backdrop(driver, _CORPUS_RENDER), pose, r, _CORPUS_RENDER)
+
+    return balanced_corpus(n, seed=seed, size=size, tag=_TAG_CORPUS, classes=CLASSES,
+                           draw=draw)
 
 
 # ---------------------------------------------------------------------------------------------
